@@ -328,6 +328,8 @@ class Watcher:
     def _move(self, watch_dir: str) -> None:
         """Re-create this watcher in another sandbox's directory, keeping ``fileno()``."""
         old_fd, old_wfd = self._fd, self._wfd
+        if self._name.startswith(f"{os.getpid()}."):  # ours, not a forked parent's: remove
+            self._unlink_files()
         self._name = f"{os.getpid()}.{self._name.split('.', 1)[1]}"
         self._dir = watch_dir
         new_fd = self._open_fifo(watch_dir)
@@ -361,7 +363,7 @@ class Watcher:
             if current != self._acked:
                 return current
             if timeout == 0:
-                raise BlockingIOError(errno.EAGAIN, "watcher is up to date (generation %d)" % current)
+                raise BlockingIOError(errno.EAGAIN, f"watcher is up to date (generation {current})")
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if remaining == 0.0:
                 raise TimeoutError(f"generation stayed at {current} for {timeout} s")
@@ -389,12 +391,16 @@ class Watcher:
             return
         self._closed = True
         _watchers.discard(self)
-        base = os.path.join(self._dir, self._name)
         for fd in (self._fd, self._wfd):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        if self._name.startswith(f"{os.getpid()}."):  # a forked child leaves its parent's files
+            self._unlink_files()
+
+    def _unlink_files(self) -> None:
+        base = os.path.join(self._dir, self._name)
         for suffix in (".state", ".fifo"):
             try:
                 os.unlink(base + suffix)

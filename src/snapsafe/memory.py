@@ -53,9 +53,10 @@ def _mlock(mm: mmap.mmap, size: int) -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         buf = (ctypes.c_char * size).from_buffer(mm)
         try:
-            if libc.mlock(ctypes.addressof(buf), ctypes.c_size_t(size)) != 0:
+            if libc.mlock(ctypes.addressof(buf), size) != 0:
                 err = ctypes.get_errno()
                 import os
 

@@ -141,7 +141,7 @@ def _restore_numpy(entropy: bytes) -> None:
         if _kept(rng):
             continue
         if isinstance(rng, np_random.RandomState):
-            rng.seed(int.from_bytes(os.urandom(16), "little"))
+            rng.seed([int.from_bytes(os.urandom(4), "little") for _ in range(4)])  # u32 words only
         elif isinstance(rng, np_random.Generator):
             bitgen = rng.bit_generator
             bitgen.state = type(bitgen)(int.from_bytes(os.urandom(16) + entropy, "little")).state
