@@ -1,0 +1,5 @@
+import sys
+
+from snapsafe.agent.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Audit tools: ``scan`` (static rules for init code), and later live clone comparison and image search."""

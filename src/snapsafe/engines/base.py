@@ -1,0 +1,260 @@
+"""The engine interface, one for all engines (fork, criu, vm).
+
+    with engine.start(target) as template:          # a sandbox imports the target (init)
+        with template.snapshot() as snapshot:       # prepare (hooks, wipe secrets), then snapshot
+            with snapshot.restore() as clone:       # restore, then the clone restores uniqueness
+                result = clone.invoke({"x": 1}, timeout=3)
+
+Every object records its timings in milliseconds in ``timings``. What differs between engines is
+how a sandbox is made, snapshotted, restored and killed; talking to the agent in a clone
+(``restored`` -> ``unique``, ``invoke`` -> ``result``) is the same everywhere and lives here.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from snapsafe.agent import protocol as p
+from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
+from snapsafe.engines.output import OutputPump, Sink, stderr_sink
+from snapsafe.errors import UserError
+
+
+class SandboxError(UserError):
+    """A sandbox failed (exit code 1 when it reaches the command line)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, error_type: str = "Sandbox.Error", details: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.details = details
+
+
+class InitError(SandboxError):
+    """The target failed to import or initialise in the template (exit code 2)."""
+
+    exit_code = 2
+
+
+class CloneFailed(SandboxError):
+    """A clone died, failed to restore uniqueness, or broke the protocol."""
+
+
+class InvokeTimeout(CloneFailed):
+    """The handler did not answer before the timeout; the clone was stopped."""
+
+
+@dataclasses.dataclass
+class Options:
+    """How a target is run; shared by every engine."""
+
+    function_name: str = ""
+    memory_mb: int = 128
+    allow_threads: bool = False
+    disable_restorers: tuple[str, ...] = ()
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    cwd: str | None = None
+    output: Sink | None = stderr_sink
+    init_timeout: float = 300.0
+    restore_timeout: float = 60.0
+
+
+@dataclasses.dataclass
+class InvokeResult:
+    """What a handler returned (``ok``) or raised (``error`` in Lambda's shape)."""
+
+    request_id: str
+    ok: bool
+    payload: Any
+    error: dict[str, Any] | None
+    invoke_ms: float
+
+
+class Engine(abc.ABC):
+    name: str = ""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+
+    @abc.abstractmethod
+    def check(self) -> str:
+        """Raise :class:`snapsafe.errors.EnvironmentProblem` if unusable here; else describe it."""
+
+    @abc.abstractmethod
+    def start(self, target: str) -> Template:
+        """Start a sandbox that imports ``target``; returns once init is done."""
+
+
+class _Closing:
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class Template(_Closing, abc.ABC):
+    """A sandbox that ran the target's init and can be snapshotted."""
+
+    def __init__(self, target: str, options: Options) -> None:
+        self.target = target
+        self.options = options
+        self.timings: dict[str, float] = {}
+
+    @property
+    def function_name(self) -> str:
+        return self.options.function_name or self.target.rsplit(":", 1)[-1]
+
+    @abc.abstractmethod
+    def snapshot(self) -> Snapshot:
+        """Prepare the sandbox (hooks, secrets wiped) and snapshot it."""
+
+
+class Snapshot(_Closing, abc.ABC):
+    """A post-init snapshot; every restore gives a clone with a generation of its own."""
+
+    def __init__(self, template: Template, generation: int) -> None:
+        self.template = template
+        self.options = template.options
+        self.timings: dict[str, float] = {}
+        self.base_generation = generation
+        self._clones = 0
+        self._lock = threading.Lock()
+
+    def next_clone(self) -> tuple[str, int]:
+        """A new clone id and a generation distinct across all clones of this snapshot."""
+        with self._lock:
+            self._clones += 1
+            return f"clone-{self._clones}", self.base_generation + self._clones
+
+    @abc.abstractmethod
+    def restore(self) -> Clone:
+        """Restore a clone and make it unique; returns once it may serve."""
+
+
+class Clone(_Closing, abc.ABC):
+    """A restored sandbox. Invocations are accepted only after it reported ``unique``."""
+
+    def __init__(self, snapshot: Snapshot, clone_id: str, generation: int) -> None:
+        self.snapshot = snapshot
+        self.options = snapshot.options
+        self.id = clone_id
+        self.generation = generation
+        self.pid: int | None = None
+        self.timings: dict[str, float] = {}
+        self.channel: Channel | None = None
+        self.output: OutputPump | None = None
+        self.counter_path = ""
+        self.closed = False
+        self.invocations = 0
+
+    # -- engine-specific ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _kill(self) -> None:
+        """End the clone's sandbox at once (idempotent)."""
+
+    def _exit_reason(self) -> str:
+        """Why the sandbox ended, for error messages (e.g. 'killed by SIGKILL')."""
+        return "it exited"
+
+    # -- shared ---------------------------------------------------------------------------------
+    def restored_event(self, entropy: bytes | None = None) -> p.Restored:
+        """The ``restored`` message for this clone: its id, its generation, fresh host entropy."""
+        return p.Restored(clone_id=self.id, generation=self.generation, entropy=(entropy or os.urandom(32)).hex(),
+                          disable=list(self.options.disable_restorers))
+
+    def make_unique(self, entropy: bytes | None = None) -> None:
+        """Send ``restored`` and wait for ``unique`` (the orchestrator always sends it)."""
+        assert self.channel is not None
+        try:
+            reply = self.channel.request(self.restored_event(entropy), timeout=self.options.restore_timeout)
+        except (ChannelClosed, ChannelTimeout) as err:
+            reason = self._exit_reason()
+            self.close()
+            raise CloneFailed(f"{self.id} did not become unique: {err} ({reason})") from err
+        self._after_unique(reply)
+
+    def _after_unique(self, reply: p.Event) -> None:
+        if isinstance(reply, p.Fatal):
+            self.close()
+            raise CloneFailed(f"{self.id} failed to restore uniqueness: {reply.message}",
+                              error_type=reply.error_type, details=reply.traceback)
+        assert isinstance(reply, p.Unique)
+        # unique_ms: the clone's own time to become unique (counter, restorers, hooks, watchers);
+        # ready_ms is set by the engine: restore request -> the clone may serve.
+        self.timings["unique_ms"] = reply.elapsed_ms
+        self.generation = reply.generation
+        self.counter_path = reply.counter_path
+        self.restorers = reply.restorers
+
+    def invoke(self, event: Any, timeout: float | None = None, request_id: str | None = None) -> InvokeResult:
+        """Run the handler once. Handler errors come back in the result; a dead or timed-out clone
+        raises :class:`CloneFailed` / :class:`InvokeTimeout` and is closed."""
+        if self.closed or self.channel is None:
+            raise CloneFailed(f"{self.id} is closed")
+        request_id = request_id or str(uuid.uuid4())
+        deadline_ms = int((time.time() + (timeout or 900)) * 1000)
+        message = p.Invoke(request_id=request_id, event=event, deadline_ms=deadline_ms,
+                           function_name=self.snapshot.template.function_name, memory_mb=self.options.memory_mb)
+        start = time.perf_counter()
+        try:
+            reply = self.channel.request(message, timeout=timeout)
+        except ChannelTimeout:
+            self.close()
+            raise InvokeTimeout(f"Task timed out after {timeout:.2f} seconds", error_type="Sandbox.Timedout") from None
+        except ChannelClosed as err:
+            reason = self._exit_reason()
+            self.close()
+            raise CloneFailed(f"{self.id} ended during the invocation ({reason})",
+                              error_type="Runtime.ExitError") from err
+        invoke_ms = (time.perf_counter() - start) * 1000
+        self.invocations += 1
+        self.timings["invoke_ms"] = invoke_ms
+        if isinstance(reply, p.Fatal):
+            self.close()
+            raise CloneFailed(f"{self.id} failed: {reply.message}", error_type=reply.error_type)
+        assert isinstance(reply, p.Result)
+        return InvokeResult(request_id=request_id, ok=reply.ok, payload=reply.payload, error=reply.error,
+                            invoke_ms=invoke_ms)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.channel is not None:
+            with contextlib.suppress(Exception):
+                if self.channel.state not in (p.CLOSED,) and self.channel.lock.acquire(timeout=0):
+                    try:
+                        self.channel.send(p.Shutdown())
+                        self.channel.sock.settimeout(0.5)
+                        self.channel.sock.recv(1)  # EOF: the agent flushed its output and exited
+                    finally:
+                        self.channel.lock.release()
+        self._kill()
+        if self.channel is not None:
+            self.channel.close()
+        if self.output is not None:
+            self.output.join()
+        if self.counter_path:
+            from snapsafe import genid
+
+            genid.remove_counter(self.counter_path)
+
+    @property
+    def logs(self) -> list[str]:
+        """The clone's last lines of output."""
+        return list(self.output.lines) if self.output else []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} generation={self.generation} pid={self.pid}>"
