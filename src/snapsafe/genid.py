@@ -28,7 +28,7 @@ import select
 import struct
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 __all__ = [
@@ -174,6 +174,46 @@ def _remove_own_counter() -> None:
         remove_counter(_owned[1])
 
 
+_remapper: Callable[[int, str], None] | None = None
+
+
+def _fixed_remapper() -> Callable[[int, str], None]:
+    """A function that maps an fd over our counter page in place (built once: ctypes is costly).
+
+    ``prepare_snapshot`` builds it in the template, so a clone's ``rebind`` pays nothing for it.
+    """
+    global _remapper
+    if _remapper is not None:
+        return _remapper
+    import ctypes
+
+    if _mm is None:
+        _map_default()
+    libc = ctypes.CDLL(None, use_errno=True)
+    mmap_fn = libc.mmap
+    mmap_fn.restype = ctypes.c_void_p
+    mmap_fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    buf = (ctypes.c_char * PAGE_SIZE).from_buffer(_mm)  # type: ignore[arg-type]
+    address = ctypes.addressof(buf)
+    del buf
+    map_fixed = 0x10
+    failed = ctypes.c_void_p(-1).value
+
+    def remap(fd: int, counter_path: str) -> None:
+        result = mmap_fn(address, PAGE_SIZE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED | map_fixed, fd, 0)
+        if result is None or result == failed:
+            err = ctypes.get_errno()
+            raise OSError(err, f"cannot remap the SysGenId page onto {counter_path}: {os.strerror(err)}")
+
+    _remapper = remap
+    return remap
+
+
+def prepare_rebind() -> None:
+    """Do now the one-off work of :func:`rebind` (called before a snapshot)."""
+    _fixed_remapper()
+
+
 def rebind(counter_path: str) -> None:
     """Make ``counter_path`` this process's counter, in place of the inherited one.
 
@@ -186,23 +226,10 @@ def rebind(counter_path: str) -> None:
     if _mm is None:
         _map(counter_path)
         return
-    import ctypes
-
+    remap = _fixed_remapper()
     fd = _open_checked(counter_path, os.O_RDWR)
     try:
-        buf = (ctypes.c_char * PAGE_SIZE).from_buffer(_mm)
-        address = ctypes.addressof(buf)
-        del buf
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_int, ctypes.c_long]
-        map_fixed = 0x10
-        result = libc.mmap(address, PAGE_SIZE, mmap.PROT_READ | mmap.PROT_WRITE,
-                           mmap.MAP_SHARED | map_fixed, fd, 0)
-        if result in (None, ctypes.c_void_p(-1).value):
-            err = ctypes.get_errno()
-            raise OSError(err, f"cannot remap the SysGenId page onto {counter_path}: {os.strerror(err)}")
+        remap(fd, counter_path)
     finally:
         os.close(fd)
     _path = counter_path

@@ -26,6 +26,7 @@ def prepare_snapshot() -> float:
     finally:
         memory.wipe_all()
     restorers.collect()
+    genid.prepare_rebind()
     return time.perf_counter() - start
 
 

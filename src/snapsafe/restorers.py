@@ -140,11 +140,37 @@ def _restore_numpy(entropy: bytes) -> None:
     for rng in targets + _live_generators():
         if _kept(rng):
             continue
-        if isinstance(rng, np_random.RandomState):
-            rng.seed([int.from_bytes(os.urandom(4), "little") for _ in range(4)])  # u32 words only
-        elif isinstance(rng, np_random.Generator):
-            bitgen = rng.bit_generator
-            bitgen.state = type(bitgen)(int.from_bytes(os.urandom(16) + entropy, "little")).state
+        if isinstance(rng, np_random.Generator):
+            _reseed_bit_generator(rng.bit_generator, entropy)
+        elif isinstance(rng, np_random.RandomState):
+            if type(rng._bit_generator).__name__ == "MT19937":
+                # The legacy tuple form also clears the cached normal draw, which would repeat in every clone.
+                rng.set_state(("MT19937", _random_mt_key(), 624, 0, 0.0))
+            else:
+                _reseed_bit_generator(rng._bit_generator, entropy)
+
+
+def _random_mt_key() -> Any:
+    import numpy as np
+
+    key = np.frombuffer(os.urandom(624 * 4), dtype=np.uint32).copy()
+    key[0] |= 0x80000000  # never the all-zero state
+    return key
+
+
+def _reseed_bit_generator(bitgen: Any, entropy: bytes) -> None:
+    """Give ``bitgen`` a fresh random state. The common generators get their state straight from
+    the kernel (fast: no SeedSequence hashing in the clone's critical path)."""
+    kind = type(bitgen).__name__
+    if kind in ("PCG64", "PCG64DXSM"):
+        bitgen.state = {"bit_generator": kind,
+                        "state": {"state": int.from_bytes(os.urandom(16), "little"),
+                                  "inc": int.from_bytes(os.urandom(16), "little") | 1},
+                        "has_uint32": 0, "uinteger": 0}
+    elif kind == "MT19937":
+        bitgen.state = {"bit_generator": "MT19937", "state": {"key": _random_mt_key(), "pos": 624}}
+    else:
+        bitgen.state = type(bitgen)(int.from_bytes(os.urandom(16) + entropy, "little")).state
 
 
 def _restore_tempfile(entropy: bytes) -> None:

@@ -74,12 +74,21 @@ def lambda_error(exc: BaseException, error_type: str | None = None) -> dict[str,
     }
 
 
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send ``sig`` when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
-    import ctypes
+_prctl: Any = None
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, sig, 0, 0, 0)
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send ``sig`` when the parent dies (Linux prctl PR_SET_PDEATHSIG).
+
+    The libc handle is looked up once (in the template), not in every clone."""
+    global _prctl
+    if _prctl is None:
+        import ctypes
+
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if sig:
+        pr_set_pdeathsig = 1
+        _prctl(pr_set_pdeathsig, sig, 0, 0, 0)
 
 
 class Agent:
@@ -160,8 +169,7 @@ class Agent:
         except snapsafe.HookError as err:
             self.fatal(err.error_type, err)
             return False
-        import ctypes  # noqa: F401 - loaded now so that a clone's rebind does not pay for the import
-
+        set_parent_death_signal(0)  # look libc up now, so that clones do not pay for it
         from snapsafe import memory, restorers
 
         gc.collect()

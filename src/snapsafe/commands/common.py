@@ -19,7 +19,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="fork", choices=sorted(ENGINES),
                         help="how sandboxes are snapshotted and cloned (default: fork)")
     parser.add_argument("--function-name", default="", help="the function's name in the context (default: the handler)")
-    parser.add_argument("--memory", type=int, default=128, metavar="MB", help="context.memory_limit_in_mb (default 128)")
+    parser.add_argument("--memory", type=int, default=128, metavar="MB",
+                        help="context.memory_limit_in_mb (default 128)")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="seconds a handler may run before its clone is stopped (default 30)")
     parser.add_argument("--allow-threads", action="store_true",

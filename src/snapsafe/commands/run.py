@@ -118,17 +118,20 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def _print_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{summary['target']} on the {summary['engine']} engine")
-    for heading in ("clone", "gen", "restore ms", "unique ms", "invoke ms"):
-        table.add_column(heading, justify="left" if heading == "clone" else "right", no_wrap=True)
-    table.add_column("result", no_wrap=True, overflow="ellipsis", max_width=80)
+    table = Table(title=f"{summary['target']} on the {summary['engine']} engine (times in ms)")
+    for heading in ("clone", "gen", "restore", "unique", "invoke", "result"):
+        table.add_column(heading, justify="right" if heading in ("gen", "restore", "unique", "invoke") else "left",
+                         no_wrap=True)
     for row in rows:
         if row["error"] is not None:
-            outcome = f"[red]{row['error'].get('errorType')}: {row['error'].get('errorMessage')}[/red]"
+            outcome = f"{row['error'].get('errorType')}: {row['error'].get('errorMessage')}"[:60]
+            outcome = f"[red]{escape(outcome)}[/red]"
         else:
             outcome = json.dumps(row["result"], separators=(",", ":"))
+            outcome = escape(outcome if len(outcome) <= 28 else outcome[:27] + "…")
         table.add_row(row["clone"], str(row["generation"]), _fmt(row["restore_ms"]), _fmt(row["unique_ms"], 3),
                       _fmt(row["invoke_ms"]), outcome)
     console = Console(highlight=False)
