@@ -10,7 +10,7 @@ from typing import Any
 
 from snapsafe.commands.common import add_engine_arguments, engine_options, parse_event, stop_on_sigterm, summarise
 from snapsafe.engines import get_engine
-from snapsafe.engines.base import CloneFailed, InitError, SandboxError
+from snapsafe.engines.base import CloneFailed, SandboxError
 
 HELP = "initialise a function once, snapshot it, restore clones and invoke each once"
 
@@ -47,11 +47,6 @@ def run(args: argparse.Namespace) -> int:
                 for clone in clones:
                     clone.close()
             summary = _summary(args, template, snapshot, rows)
-    except InitError as err:
-        if args.verbose and err.details:
-            print(err.details, file=sys.stderr, end="")
-        err.exit_code = 2
-        raise
     except SandboxError as err:
         if args.verbose and err.details:
             print(err.details, file=sys.stderr, end="")

@@ -44,6 +44,10 @@ class InitError(SandboxError):
     exit_code = 2
 
 
+class SnapshotError(InitError):
+    """The template could not be prepared or snapshotted (a hook failed, threads at init, ...; exit 2)."""
+
+
 class CloneFailed(SandboxError):
     """A clone died, failed to restore uniqueness, or broke the protocol."""
 

@@ -30,6 +30,7 @@ from snapsafe.engines.base import (
     Options,
     SandboxError,
     Snapshot,
+    SnapshotError,
     Template,
 )
 from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
@@ -132,11 +133,11 @@ class ForkTemplate(Template):
             ready = self.channel.request(p.Prepare(allow_threads=self.options.allow_threads),
                                          timeout=self.options.init_timeout)
         except (ChannelClosed, ChannelTimeout) as err:
-            raise SandboxError(f"{self.target}: the template failed while preparing the snapshot: {err} "
-                               f"({self._exit_reason()})") from err
+            raise SnapshotError(f"{self.target}: the template failed while preparing the snapshot: {err} "
+                                f"({self._exit_reason()})") from err
         if isinstance(ready, p.Fatal):
-            raise SandboxError(f"{self.target}: {ready.message}", error_type=ready.error_type,
-                               details=ready.traceback)
+            raise SnapshotError(f"{self.target}: {ready.message}", error_type=ready.error_type,
+                                details=ready.traceback)
         assert isinstance(ready, p.Ready)
         self._snapshot = ForkSnapshot(self, ready)
         self._snapshot.timings["prepare_ms"] = ready.prepare_ms

@@ -39,7 +39,8 @@ def parse_codes(text: str | None) -> list[str]:
     for entry in entries:
         known = entry.startswith(PREFIX) and any(code.startswith(entry) for code in RULES)
         if entry != "ALL" and not known:
-            raise UnknownCodeError(f"unknown rule code {entry!r} (known: {', '.join(RULES)}, or a prefix such as SNAP00)")
+            known_codes = ", ".join(RULES)
+            raise UnknownCodeError(f"unknown rule code {entry!r} (known: {known_codes}, or a prefix such as SNAP00)")
     return entries
 
 

@@ -42,7 +42,12 @@ class InitExpr:
     def display(self) -> str:
         """How messages show the expression: the resolved name, with ``(...)`` for calls."""
         name = (self.qualname or "?").replace("()", "(...)")
-        return f"{name}()" if isinstance(self.node, ast.Call) else f"{name}[...]"
+        if isinstance(self.node, ast.Call):
+            return f"{name}()"
+        key = getattr(self.node, "slice", None)
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return f'{name}["{key.value}"]'
+        return f"{name}[...]"
 
 
 class Rule:

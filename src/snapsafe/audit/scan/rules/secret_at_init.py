@@ -85,26 +85,26 @@ def _what(expr: InitExpr) -> str | None:
     if isinstance(node, ast.Subscript):
         key = node.slice
         if name in _ENVIRON and isinstance(key, ast.Constant) and isinstance(key.value, str):
-            return f"environment variable {key.value}" if secret_like(key.value) else None
+            return f"reads secret environment variable {key.value}" if secret_like(key.value) else None
         return None
     if not isinstance(node, ast.Call):
         return None
     if name in _ENV_GETTERS:
         key_name = first_string(node)
-        return f"environment variable {key_name}" if key_name and secret_like(key_name) else None
+        return f"reads secret environment variable {key_name}" if key_name and secret_like(key_name) else None
     if name in _DOTENV:
-        return "a .env file"
+        return "loads a .env file into os.environ"
     if name in _OPENERS:
         files = [s for s in strings(node.args[0] if node.args else None) if secret_file(s)]
-        return f"file {files[0]}" if files else None
+        return f"reads secret file {files[0]}" if files else None
     if expr.method in _PATH_READERS and isinstance(node.func, ast.Attribute):
         files = [s for s in strings(node.func.value) if secret_file(s)]
-        return f"file {files[0]}" if files else None
+        return f"reads secret file {files[0]}" if files else None
     if expr.method in _SECRET_SERVICES:
-        return "a secrets service"
+        return "fetches a secret"
     if name in RANDOM_BYTES:
         names = [t for t in expr.targets if secret_like(t)]
-        return f"generated key {names[0]}" if names else None
+        return f"generates secret {names[0]}" if names else None
     return None
 
 
@@ -120,4 +120,4 @@ class SecretAtInit(Rule):
         what = _what(expr)
         if what is None:
             return None
-        return f"`{expr.display()}` loads {what} at init into ordinary memory; it is written into the snapshot"
+        return f"`{expr.display()}` {what} at init into ordinary memory; the snapshot keeps a copy"
