@@ -12,6 +12,7 @@ from .files import Skipped, python_files, read_source
 from .initcode import init_exprs
 from .model import Finding, InitExpr
 
+
 @dataclass
 class ScanResult:
     """What a scan found. ``errors`` are SNAP000 findings for files that did not parse."""
