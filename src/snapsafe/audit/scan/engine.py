@@ -46,6 +46,8 @@ def check_source(source: str, path: str = "<string>", codes: Iterable[str] | Non
     seen: set[tuple[int, str]] = set()  # one finding per node and code
     for expr in exprs:
         for code, rule in rules:
+            if expr.repaired and rule.repairable:
+                continue
             message = rule.check(expr)
             if message is None or (id(expr.node), code) in seen:
                 continue

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .model import InitExpr
 from .names import Local, Scope, bind_import, collect_imports, dotted, local, qualname
@@ -37,11 +37,31 @@ HOOK_REGISTRARS = frozenset(
     }
 )
 #: methods that store their arguments in the object they are called on
-_MUTATORS = frozenset(
+MUTATORS = frozenset(
     {"append", "appendleft", "extend", "add", "update", "insert", "setdefault", "put", "put_nowait", "__setitem__"}
 )
+#: methods that, called in an after-restore hook, renew the object they are called on
+_RENEWERS = MUTATORS | {"seed", "setstate", "set_state", "fill", "connect", "reconnect", "reset", "refresh", "clear"}
 _CONSTRUCTORS = ("__new__", "__init__", "__post_init__")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@dataclass(frozen=True)
+class _Use:
+    """How the value of the expression being walked is used (see :class:`InitExpr`)."""
+
+    kept: bool = False
+    targets: tuple[str, ...] = ()
+    in_with: bool = False
+    where: str | None = None  # "default", else the scope's kind
+    enclosing: tuple[str | None, ...] = ()
+    repaired: bool = False
+
+    def dropped(self) -> _Use:
+        return replace(self, kept=False, targets=(), repaired=False)
+
+
+_DROPPED = _Use()
 
 
 @dataclass
@@ -74,6 +94,7 @@ class _Walker:
         self.module = Scope()
         self.found: list[InitExpr] = []
         self.hooks: set[ast.AST] = set()
+        self.renewed: set[str] = set()  # module globals that after-restore hooks renew
         self.visited: set[ast.AST] = set()
 
     def run(self) -> list[InitExpr]:
@@ -97,6 +118,8 @@ class _Walker:
                 if name:
                     registered.add(name)
         self.hooks.update(defs[name] for name in registered if name in defs)
+        for hook in self.hooks:
+            self.renewed |= _renewed_names(hook)  # type: ignore[arg-type]
 
     def _is_registrar(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Call):  # ``@register_after_restore(...)`` used as a factory
@@ -129,12 +152,12 @@ class _Walker:
             self._expr_stmt(stmt.value, ctx)
         elif isinstance(stmt, ast.Return):
             if stmt.value is not None:
-                self._expr(stmt.value, ctx, kept=True)
+                self._expr(stmt.value, ctx, _Use(kept=True))
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             for item in stmt.items:
                 targets = _target_names(item.optional_vars) if item.optional_vars else ()
-                self._expr(item.context_expr, ctx, kept=item.optional_vars is not None, targets=targets,
-                           in_with=True)
+                use = _Use(kept=item.optional_vars is not None, targets=targets, in_with=True)
+                self._expr(item.context_expr, ctx, use)
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, None, ctx)
             self._block(stmt.body, ctx)
@@ -177,7 +200,7 @@ class _Walker:
         pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True))
         pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None]
         for arg, default in pairs:
-            self._expr(default, ctx, kept=True, targets=(arg.arg,), where="default")
+            self._expr(default, ctx, _Use(kept=True, targets=(arg.arg,), where="default"))
 
     def _class(self, cls: ast.ClassDef, ctx: _Ctx) -> None:
         for expr in (*cls.decorator_list, *cls.bases, *(k.value for k in cls.keywords)):
@@ -192,7 +215,8 @@ class _Walker:
         if stmt.value is None:  # a bare annotation
             return
         names = tuple(n for t in targets for n in _target_names(t))
-        self._expr(stmt.value, ctx, kept=self._stores(targets, ctx), targets=names)
+        repaired = any(self._repaired(_root(t), ctx) for t in targets)
+        self._expr(stmt.value, ctx, _Use(kept=self._stores(targets, ctx), targets=names, repaired=repaired))
         for target in targets:
             for sub in _target_subexprs(target):
                 self._expr(sub, ctx)
@@ -208,6 +232,12 @@ class _Walker:
                 if not isinstance(node, ast.Name) or node.id in ctx.escaping:
                     return True
         return False
+
+    def _repaired(self, name: str | None, ctx: _Ctx) -> bool:
+        """Is ``name`` a module global that an after-restore hook renews?"""
+        if name is None or name not in self.renewed:
+            return False
+        return ctx.kind == "module" or name in ctx.escaping  # in a function: declared global
 
     def _bind(self, target: ast.expr, value: ast.expr | None, ctx: _Ctx) -> None:
         key = dotted(target)
@@ -225,81 +255,69 @@ class _Walker:
 
     def _expr_stmt(self, value: ast.expr, ctx: _Ctx) -> None:
         """An expression statement: its value is dropped, unless a method stores its arguments."""
-        if isinstance(value, ast.Call):
-            stores = (isinstance(value.func, ast.Attribute) and value.func.attr in _MUTATORS) or (
-                isinstance(value.func, ast.Name) and value.func.id == "setattr"
-            )
-            self._call(value, ctx, kept=False, args_kept=stores)
-        else:
+        if not isinstance(value, ast.Call):
             self._expr(value, ctx)
+            return
+        stores = (isinstance(value.func, ast.Attribute) and value.func.attr in MUTATORS) or (
+            isinstance(value.func, ast.Name) and value.func.id == "setattr"
+        )
+        owner = _root(value.func.value) if isinstance(value.func, ast.Attribute) else None
+        args = _Use(kept=True, repaired=self._repaired(owner, ctx)) if stores else _Use()
+        self._call(value, ctx, _Use(), args)
 
     # -- expressions
 
-    def _expr(
-        self,
-        node: ast.expr,
-        ctx: _Ctx,
-        kept: bool = False,
-        targets: tuple[str, ...] = (),
-        in_with: bool = False,
-        where: str | None = None,
-        enclosing: tuple[str | None, ...] = (),
-    ) -> None:
-        where = where or ctx.kind
+    def _expr(self, node: ast.expr, ctx: _Ctx, use: _Use = _DROPPED) -> None:
         if isinstance(node, ast.Call):
-            self._call(node, ctx, kept, kept, targets, in_with, where, enclosing)
+            self._call(node, ctx, use, use)
             return
+        inner = replace(use, in_with=False)  # only the context expression itself is closed by ``with``
         if isinstance(node, ast.Lambda):  # the body runs later; the defaults run now
             self._defaults(node.args, ctx)
-            return
-        if isinstance(node, ast.NamedExpr):  # ``(x := ...)`` assigns like ``x = ...``
-            stored = self._stores([node.target], ctx)
-            self._expr(node.value, ctx, stored, (node.target.id,), where=where, enclosing=enclosing)
+        elif isinstance(node, ast.NamedExpr):  # ``(x := ...)`` assigns like ``x = ...``
+            value = replace(
+                inner,
+                kept=self._stores([node.target], ctx),
+                targets=(node.target.id,),
+                repaired=self._repaired(node.target.id, ctx),
+            )
+            self._expr(node.value, ctx, value)
             self._bind(node.target, node.value, ctx)
-            return
-        if isinstance(node, ast.Subscript):
-            self._emit(node, qualname(node.value, ctx.scope), ctx, kept, targets, in_with, where, enclosing)
-            self._expr(node.value, ctx, kept, targets, where=where, enclosing=enclosing)
-            self._expr(node.slice, ctx, where=where, enclosing=enclosing)
-            return
-        for child, child_kept in _children(node, kept):
-            self._expr(child, ctx, child_kept, targets if child_kept else (), where=where, enclosing=enclosing)
+        elif isinstance(node, ast.Subscript):
+            self._emit(node, qualname(node.value, ctx.scope), ctx, use)
+            self._expr(node.value, ctx, inner)
+            self._expr(node.slice, ctx, inner.dropped())
+        else:
+            for child, child_kept in _children(node, use.kept):
+                self._expr(child, ctx, inner if child_kept else inner.dropped())
 
-    def _call(
-        self,
-        node: ast.Call,
-        ctx: _Ctx,
-        kept: bool,
-        args_kept: bool,
-        targets: tuple[str, ...] = (),
-        in_with: bool = False,
-        where: str | None = None,
-        enclosing: tuple[str | None, ...] = (),
-    ) -> None:
-        where = where or ctx.kind
+    def _call(self, node: ast.Call, ctx: _Ctx, use: _Use, args: _Use) -> None:
+        """A call whose value is used as ``use`` says and whose arguments as ``args`` says."""
         name = qualname(node.func, ctx.scope)
-        self._emit(node, name, ctx, kept, targets, in_with, where, enclosing)
+        self._emit(node, name, ctx, use)
         self._follow(node, ctx)
-        self._expr(node.func, ctx, kept, targets, where=where, enclosing=enclosing)
-        inner = (name, *enclosing)
+        self._expr(node.func, ctx, replace(use, in_with=False))
+        args = replace(args, in_with=False, enclosing=(name, *args.enclosing))
         for arg in node.args:
-            self._expr(arg, ctx, args_kept, targets if args_kept else (), where=where, enclosing=inner)
+            self._expr(arg, ctx, args)
         for kw in node.keywords:
-            names = (*targets, kw.arg) if kw.arg and args_kept else targets if args_kept else ()
-            self._expr(kw.value, ctx, args_kept, names, where=where, enclosing=inner)
+            named = replace(args, targets=(*args.targets, kw.arg)) if kw.arg and args.kept else args
+            self._expr(kw.value, ctx, named)
 
-    def _emit(
-        self,
-        node: ast.expr,
-        name: str | None,
-        ctx: _Ctx,
-        kept: bool,
-        targets: tuple[str, ...],
-        in_with: bool,
-        where: str,
-        enclosing: tuple[str | None, ...],
-    ) -> None:
-        self.found.append(InitExpr(node, name, kept, targets, in_with, enclosing, ctx.via, where))
+    def _emit(self, node: ast.expr, name: str | None, ctx: _Ctx, use: _Use) -> None:
+        self.found.append(
+            InitExpr(
+                node=node,
+                qualname=name,
+                kept=use.kept,
+                targets=use.targets,
+                in_with=use.in_with,
+                enclosing=use.enclosing,
+                via=ctx.via,
+                where=use.where or ctx.kind,
+                repaired=use.repaired,
+            )
+        )
 
     # -- following calls into same-file functions
 
@@ -405,6 +423,30 @@ def _target_subexprs(target: ast.expr) -> Iterator[ast.expr]:
             yield node.slice
 
 
+def _root(node: ast.expr) -> str | None:
+    """``X`` for ``X``, ``X.a.b``, ``X[k]``, ``X.a[k].b``."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _renewed_names(hook: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Globals an after-restore hook renews: reassigns (``global X``), stores into, or reseeds."""
+    names: set[str] = set()
+    for node in _walk_body(hook):
+        if isinstance(node, ast.Global):
+            names.update(node.names)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            leaves = [leaf for t in targets for leaf in _flat_targets(t) if not isinstance(leaf, ast.Name)]
+            names.update(r for r in map(_root, leaves) if r)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _RENEWERS:
+            root = _root(node.func.value)
+            if root:
+                names.add(root)
+    return names
+
+
 def _names_in(node: ast.AST | None) -> set[str]:
     if node is None:
         return set()
@@ -439,7 +481,7 @@ def _escaping(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
                         flows.append(({leaf.id}, sources))
                     else:  # stored in an attribute or container
                         escaping |= sources
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
             escaping |= _names_in(node)
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
             flows.append((_names_in(node.optional_vars), _names_in(node.context_expr)))

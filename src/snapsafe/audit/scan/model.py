@@ -31,6 +31,9 @@ class InitExpr:
     via: str | None = None
     #: "module", "class", "function" or "default" (a default argument)
     where: str = "module"
+    #: it is stored in a module global that an after-restore hook reassigns, stores into or reseeds
+    #: (``RNG.seed()``, ``global X; X = ...``, ``CONN.update(...)``): every clone renews it
+    repaired: bool = False
 
     @property
     def method(self) -> str | None:
@@ -59,6 +62,9 @@ class Rule:
     summary: ClassVar[str]
     #: one line: how to fix it (the JSON and SARIF ``fix`` hint)
     fix: ClassVar[str]
+    #: an after-restore hook that renews the global holding the value fixes the problem (the engine
+    #: then drops the finding); not so for secrets, whose init copy is in the snapshot regardless
+    repairable: ClassVar[bool] = True
 
     def check(self, expr: InitExpr) -> str | None:
         """The message for ``expr`` if it is a finding, else None."""

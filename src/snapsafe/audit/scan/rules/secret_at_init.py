@@ -112,6 +112,7 @@ class SecretAtInit(Rule):
     name = "secret-at-init"
     summary = "secret loaded at init into ordinary memory"
     fix = "Keep it in a snapsafe.Secret and fill it in an @snapsafe.after_restore hook"
+    repairable = False  # refilling after restore leaves the init copy in the snapshot
 
     def check(self, expr: InitExpr) -> str | None:
         loads_env = expr.qualname in _DOTENV  # fills os.environ: kept whatever the call returns
@@ -120,4 +121,4 @@ class SecretAtInit(Rule):
         what = _what(expr)
         if what is None:
             return None
-        return f"`{expr.display()}` {what} at init into ordinary memory; the snapshot keeps a copy"
+        return f"`{expr.display()}` {what} at init and keeps it in ordinary memory; the snapshot holds a copy"
