@@ -241,6 +241,8 @@ class _Walker:
 
     def _bind(self, target: ast.expr, value: ast.expr | None, ctx: _Ctx) -> None:
         key = dotted(target)
+        if key is not None and isinstance(value, ast.Constant) and isinstance(ctx.scope.lookup(key)[1], str):
+            return  # ``except ImportError: np = None`` is a fallback; the import is what matters
         if key is not None:
             bound = qualname(value, ctx.scope) if isinstance(value, ast.Call) else None
             ctx.scope.bind(key, bound)
@@ -323,7 +325,10 @@ class _Walker:
 
     def _follow(self, call: ast.Call, ctx: _Ctx) -> None:
         func = call.func
-        found = local(func, ctx.scope)
+        if isinstance(func, ast.Name) and func.id == "cls" and ctx.cls is not None:
+            found: Local | None = Local(ctx.cls)  # cls() in a classmethod constructs the class
+        else:
+            found = local(func, ctx.scope)
         if found is None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             # self.helper() / cls.build() inside a class reached at init
             if func.value.id in ("self", "cls") and ctx.cls is not None:
