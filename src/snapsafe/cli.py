@@ -19,6 +19,7 @@ from .errors import UserError
 #: Modules that provide a subcommand, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "snapsafe.commands.run",
+    "snapsafe.commands.snapshot",
     "snapsafe.commands.scan",
 )
 

@@ -24,7 +24,7 @@ from typing import Any
 from snapsafe.agent import protocol as p
 from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
 from snapsafe.engines.output import OutputPump, Sink, stderr_sink
-from snapsafe.errors import UserError
+from snapsafe.errors import UsageError, UserError
 
 
 class SandboxError(UserError):
@@ -96,6 +96,11 @@ class Engine(abc.ABC):
     def start(self, target: str) -> Template:
         """Start a sandbox that imports ``target``; returns once init is done."""
 
+    def open_snapshot(self, directory: str) -> Snapshot:
+        """A snapshot saved on disk by ``template.snapshot(directory)``, checked before any restore."""
+        raise UsageError(f"the {self.name} engine keeps its snapshots in memory; "
+                         "on-disk snapshots need --engine criu or --engine vm")
+
 
 class _Closing:
     def __enter__(self):  # type: ignore[no-untyped-def]
@@ -121,8 +126,9 @@ class Template(_Closing, abc.ABC):
         return self.options.function_name or self.target.rsplit(":", 1)[-1]
 
     @abc.abstractmethod
-    def snapshot(self) -> Snapshot:
-        """Prepare the sandbox (hooks, secrets wiped) and snapshot it."""
+    def snapshot(self, directory: str | None = None) -> Snapshot:
+        """Prepare the sandbox (hooks, secrets wiped) and snapshot it; engines with on-disk snapshots
+        write them to ``directory`` (atomically, see ``engines/manifest.py``) when it is given."""
 
 
 class Snapshot(_Closing, abc.ABC):

@@ -35,6 +35,7 @@ from snapsafe.engines.base import (
 )
 from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
 from snapsafe.engines.output import OutputPump
+from snapsafe.errors import UsageError
 
 
 def describe_returncode(returncode: int | None) -> str:
@@ -125,7 +126,10 @@ class ForkTemplate(Template):
         tail = list(self.output.lines)[-5:]
         return ("; last output: " + " | ".join(tail)) if tail else ""
 
-    def snapshot(self) -> ForkSnapshot:
+    def snapshot(self, directory: str | None = None) -> ForkSnapshot:
+        if directory is not None:
+            raise UsageError("the fork engine keeps its snapshot in a living process and cannot write it to "
+                             "disk; use --engine criu or --engine vm for on-disk snapshots")
         if self._snapshot is not None:
             raise SandboxError("a fork template is snapshotted once; start a new template for another snapshot")
         start = time.perf_counter()
