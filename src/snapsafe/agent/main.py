@@ -101,6 +101,8 @@ class Agent:
         self.clone_id = "template"
         self.counter: str | None = None  # this clone's own SysGenId counter file, removed at stop
         self.children: dict[int, int | None] = {}  # fork template: pid -> returncode once reaped
+        #: engine-specific repair run first after `restored`, given the host entropy; returns notes for `unique`
+        self.restore_hook: Callable[[bytes], dict[str, Any]] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
     def send(self, event: p.Event) -> None:
@@ -244,6 +246,7 @@ class Agent:
             counter = genid.create_counter(initial=snapsafe.generation())
             genid.rebind(counter)
             self.counter = counter
+            notes = self.restore_hook(bytes.fromhex(event.entropy)) if self.restore_hook else {}
             snapsafe.restore_uniqueness(event.generation, bytes.fromhex(event.entropy), event.disable)
         except snapsafe.HookError as err:
             self.fatal(err.error_type, err)
@@ -256,7 +259,7 @@ class Agent:
         ran = [n for n in restorers.NAMES if n not in restorers.disabled() | set(event.disable)]
         elapsed = time.perf_counter() - start  # from `restored` received: counter, restorers, hooks, watchers
         self.send(p.Unique(clone_id=event.clone_id, generation=snapsafe.generation(), elapsed_ms=elapsed * 1000,
-                           pid=os.getpid(), counter_path=counter, restorers=ran))
+                           pid=os.getpid(), counter_path=counter, restorers=ran, notes=notes))
         return True
 
     def on_invoke(self, event: p.Invoke) -> bool:
@@ -289,13 +292,26 @@ class Agent:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snapsafe.agent", description=__doc__)
     parser.add_argument("--target", required=True)
-    parser.add_argument("--fd", type=int, required=True, help="the control channel (a connected stream socket)")
+    channel = parser.add_mutually_exclusive_group(required=True)
+    channel.add_argument("--fd", type=int, help="the control channel (a connected stream socket)")
+    channel.add_argument("--device", metavar="PATH", help="the control channel on a device (a VM's virtio port)")
     parser.add_argument("--mode", choices=("fork-template", "sandbox"), default="fork-template")
+    parser.add_argument("--vm-guest", action="store_true",
+                        help="in a VM guest: reseed the guest kernel's RNG with the host entropy after a restore")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole foreground process group; the orchestrator alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    transport = SocketTransport(socket.socket(fileno=args.fd))
+    if args.device:
+        from snapsafe.agent.device import DeviceTransport
+
+        transport: Any = DeviceTransport(args.device)
+    else:
+        transport = SocketTransport(socket.socket(fileno=args.fd))
     agent = Agent(transport, args.target, args.mode)
+    if args.vm_guest:
+        from snapsafe.agent import vmguest
+
+        agent.restore_hook = vmguest.after_restore
     try:
         return agent.run()
     except (BrokenPipeError, ConnectionResetError):

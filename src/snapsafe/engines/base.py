@@ -69,6 +69,11 @@ class Options:
     output: Sink | None = stderr_sink
     init_timeout: float = 300.0
     restore_timeout: float = 60.0
+    #: VM engine: auto (KVM where it is hardware KVM, else TCG), kvm or tcg
+    accel: str = "auto"
+    #: send fresh host entropy in `restored`; False makes exact clones (tests: with restorers off,
+    #: clones must then draw identical numbers; a VM clone also keeps the template's vmgenid)
+    host_entropy: bool = True
 
 
 @dataclasses.dataclass
@@ -181,7 +186,11 @@ class Clone(_Closing, abc.ABC):
     # -- shared ---------------------------------------------------------------------------------
     def restored_event(self, entropy: bytes | None = None) -> p.Restored:
         """The ``restored`` message for this clone: its id, its generation, fresh host entropy."""
-        return p.Restored(clone_id=self.id, generation=self.generation, entropy=(entropy or os.urandom(32)).hex(),
+        if not self.options.host_entropy:
+            entropy = b""
+        elif not entropy:
+            entropy = os.urandom(32)
+        return p.Restored(clone_id=self.id, generation=self.generation, entropy=entropy.hex(),
                           disable=list(self.options.disable_restorers))
 
     def make_unique(self, entropy: bytes | None = None) -> None:
