@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "snapsafe.commands.run",
     "snapsafe.commands.snapshot",
     "snapsafe.commands.scan",
+    "snapsafe.commands.vm",
+    "snapsafe.commands.doctor",
 )
 
 

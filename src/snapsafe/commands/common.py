@@ -27,6 +27,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="snapshot even though init started threads (they do not exist in clones)")
     parser.add_argument("--disable-restorer", action="append", default=[], metavar="NAME",
                         help="switch a built-in restorer off (repeatable; 'all' for every one)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                        help="VM engine: auto picks KVM only where it is hardware KVM, else TCG (default auto)")
 
 
 def engine_options(args: argparse.Namespace) -> Options:
@@ -41,7 +43,7 @@ def engine_options(args: argparse.Namespace) -> Options:
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
     return Options(function_name=args.function_name, memory_mb=args.memory, allow_threads=args.allow_threads,
-                   disable_restorers=disabled)
+                   disable_restorers=disabled, accel=args.accel)
 
 
 def parse_event(text: str | None) -> Any:

@@ -6,7 +6,7 @@ What goes in:
   (``snapsafe.ctl``) and execs the agent: ``python -m snapsafe.agent --device /dev/vportNpM``.
 * The interpreter running snapsafe on the host, its shared libraries (``ldd``) and its standard
   library, all at their host paths, so the interpreter finds its prefix as it does on the host.
-  ELF files are stripped of debug info (libpython: 23 MB -> 4 MB) when ``strip`` exists.
+  The interpreter's ELF files are stripped of debug info (libpython: 23 MB -> 6 MB) when ``strip`` exists.
 * ``/opt/snapsafe/site``: every third-party top-level package the target imported (found by
   importing the target once on the host, in a subprocess), its ``<name>.libs`` directory of
   vendored libraries, and snapsafe itself. ``/opt/snapsafe/app``: the target's own modules.
@@ -235,8 +235,9 @@ def collect(target: str, cwd: str | None, env: dict[str, str], agent_args: list[
     site_dirs: set[str] = set()
     for top, host in sorted(tops.items()):
         real = os.path.realpath(host)
-        if real.startswith(stdlib + os.sep) or not os.path.exists(real):
-            continue
+        in_stdlib = real.startswith(stdlib + os.sep) and not real.startswith(os.path.join(stdlib, "site-packages"))
+        if in_stdlib or not os.path.exists(real):
+            continue  # the standard library goes in whole
         # the target's own modules sit directly in its directory (or the working directory)
         app = os.path.dirname(real) in {os.path.realpath(r) for r in app_roots}
         guest_root = GUEST_APP if app else GUEST_SITE
@@ -248,9 +249,11 @@ def collect(target: str, cwd: str | None, env: dict[str, str], agent_args: list[
             libs = Path(parent, f"{top}.libs")
             if libs.is_dir():
                 files.add_tree(f"{GUEST_SITE}/{libs.name}", libs)
-    for parent in sorted(site_dirs):
+    wanted = {top.lower().replace("-", "_") for top in tops}
+    for parent in sorted(site_dirs):  # metadata (importlib.metadata.version) of the packages included
         for info in sorted(Path(parent).glob("*.dist-info")):
-            files.add_tree(f"{GUEST_SITE}/{info.name}", info)
+            if info.name.split("-")[0].lower().replace(".", "_") in wanted:
+                files.add_tree(f"{GUEST_SITE}/{info.name}", info)
     elves = [h for h in files.files.values() if isinstance(h, str) and (h.endswith(".so") or ".so." in h
                                                                         or h == python)]
     for lib in sorted(_shared_libraries(elves)):
@@ -268,9 +271,12 @@ def collect(target: str, cwd: str | None, env: dict[str, str], agent_args: list[
 
 # --- writing the cpio -------------------------------------------------------------------------
 def _stripped(host: str, size: int, mtime: int, workdir: Path) -> str:
-    """A copy of ELF ``host`` without debug info (cached), or ``host`` itself."""
+    """A copy of ELF ``host`` without debug info (cached), or ``host`` itself. Only the interpreter's own
+    files (a source build keeps its debug info); wheels' libraries are stripped already, and strip
+    breaks the page alignment of some auditwheel-patched ones."""
     strip = shutil.which("strip")
-    if strip is None or size < (256 << 10) or not _is_elf(host):
+    own = host.startswith(os.path.realpath(sys.base_prefix) + os.sep) and "site-packages" not in host
+    if strip is None or not own or size < (256 << 10) or not _is_elf(host):
         return host
     key = hashlib.sha256(f"{host}\0{size}\0{mtime}".encode()).hexdigest()[:24]
     out = workdir / "stripped" / key
