@@ -372,6 +372,8 @@ class VmClone(Clone):
         if isinstance(reply, p.Unique):
             self.notes = dict(reply.notes)
         super()._after_unique(reply)
+        # The counter file lives in the guest and goes with it: nothing for close() to remove here.
+        self.guest_counter_path, self.counter_path = self.counter_path, ""
 
     def _kill(self) -> None:
         if self.machine is not None:
