@@ -101,8 +101,11 @@ class Agent:
         self.clone_id = "template"
         self.counter: str | None = None  # this clone's own SysGenId counter file, removed at stop
         self.children: dict[int, int | None] = {}  # fork template: pid -> returncode once reaped
-        #: engine-specific repair run first after `restored`, given the host entropy; returns notes for `unique`
-        self.restore_hook: Callable[[bytes], dict[str, Any]] | None = None
+        #: engine-specific repair run first after `restored` (e.g. a VM guest's kernel RNG and clock);
+        #: returns notes for `unique`
+        self.restore_hook: Callable[[p.Restored], dict[str, Any]] | None = None
+        #: engine-specific step run last before `ready` (after hooks and secrets)
+        self.prepare_hook: Callable[[], None] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
     def send(self, event: p.Event) -> None:
@@ -174,6 +177,8 @@ class Agent:
         set_parent_death_signal(0)  # look libc up now, so that clones do not pay for it
         from snapsafe import memory, restorers
 
+        if self.prepare_hook is not None:
+            self.prepare_hook()
         gc.collect()
         if event.freeze_gc:
             gc.freeze()  # keep the template's objects out of clones' collections: pages stay shared
@@ -246,7 +251,7 @@ class Agent:
             counter = genid.create_counter(initial=snapsafe.generation())
             genid.rebind(counter)
             self.counter = counter
-            notes = self.restore_hook(bytes.fromhex(event.entropy)) if self.restore_hook else {}
+            notes = self.restore_hook(event) if self.restore_hook else {}
             snapsafe.restore_uniqueness(event.generation, bytes.fromhex(event.entropy), event.disable)
         except snapsafe.HookError as err:
             self.fatal(err.error_type, err)
@@ -297,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     channel.add_argument("--device", metavar="PATH", help="the control channel on a device (a VM's virtio port)")
     parser.add_argument("--mode", choices=("fork-template", "sandbox"), default="fork-template")
     parser.add_argument("--vm-guest", action="store_true",
-                        help="in a VM guest: reseed the guest kernel's RNG with the host entropy after a restore")
+                        help="in a VM guest: after a restore, reseed the guest kernel's RNG with the host entropy "
+                             "and set the clock to the host's")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole foreground process group; the orchestrator alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -312,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         from snapsafe.agent import vmguest
 
         agent.restore_hook = vmguest.after_restore
+        agent.prepare_hook = vmguest.before_snapshot
     try:
         return agent.run()
     except (BrokenPipeError, ConnectionResetError):

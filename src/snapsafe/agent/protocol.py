@@ -113,6 +113,7 @@ class Restored(Event):
     entropy: str  # hex, 32 bytes from the host's RNG
     disable: list[str] = field(default_factory=list)
     version: int = PROTOCOL_VERSION
+    host_time: float = 0.0  # the orchestrator's wall clock (s since the epoch); a VM guest sets its clock to it
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ class Clone(_Closing, abc.ABC):
         elif not entropy:
             entropy = os.urandom(32)
         return p.Restored(clone_id=self.id, generation=self.generation, entropy=entropy.hex(),
-                          disable=list(self.options.disable_restorers))
+                          disable=list(self.options.disable_restorers), host_time=time.time())
 
     def make_unique(self, entropy: bytes | None = None) -> None:
         """Send ``restored`` and wait for ``unique`` (the orchestrator always sends it)."""

@@ -320,6 +320,7 @@ class VmSnapshot(Snapshot):
     def restore(self) -> VmClone:
         clone_id, generation = self.next_clone()
         clone = VmClone(self, clone_id, generation)
+        self._live.append(clone)  # from here on, closing the snapshot ends this clone whatever happens
         # A new generation ID per clone makes the guest kernel reseed; exact clones keep the template's.
         vmgenid = str(uuid.uuid4()) if self.options.host_entropy else self.vmgenid
         start = time.perf_counter()
@@ -344,7 +345,6 @@ class VmSnapshot(Snapshot):
             os.close(ram_fd)
             os.close(state_fd)
         clone.timings["restore_ms"] = (time.perf_counter() - start) * 1000
-        self._live.append(clone)
         clone.channel = Channel(clone.machine.ctl, state=p.SNAPSHOTTABLE)
         clone.make_unique()
         clone.timings["ready_ms"] = (time.perf_counter() - start) * 1000
