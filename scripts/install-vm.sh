@@ -16,14 +16,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx cpio || need+=(busybox-static)
+for package in qemu-system-x86 busybox-static binutils; do  # binutils: strip, for a smaller guest image
+    dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
+done
 if [ ${#need[@]} -gt 0 ]; then
     echo "install-vm: installing ${need[*]}"
     "${APT[@]}" update
     DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y --no-install-recommends "${need[@]}"
 else
-    echo "install-vm: qemu-system-x86 and busybox-static already installed"
+    echo "install-vm: qemu-system-x86, busybox-static and binutils already installed"
 fi
 
 if compgen -G "$KERNELS/*/boot/vmlinuz-*" >/dev/null; then
@@ -45,6 +46,7 @@ version="${package#linux-image-}"
 echo "install-vm: downloading $package (guest kernel, about 35 MB)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+chown _apt "$work" 2>/dev/null || true  # apt-get download drops privileges to _apt
 (cd "$work" && apt-get -q download "$package")
 mkdir -p "$KERNELS"
 dest="$KERNELS/$version"
