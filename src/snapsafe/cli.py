@@ -20,6 +20,7 @@ from .errors import UserError
 COMMAND_MODULES = (
     "snapsafe.commands.run",
     "snapsafe.commands.snapshot",
+    "snapsafe.commands.serve",
     "snapsafe.commands.scan",
 )
 

@@ -123,7 +123,11 @@ class Template(_Closing, abc.ABC):
 
     @property
     def function_name(self) -> str:
-        return self.options.function_name or self.target.rsplit(":", 1)[-1]
+        """``--function-name``, else the target's file or module name (``examples/hello.py:handler`` -> hello)."""
+        if self.options.function_name:
+            return self.options.function_name
+        where = self.target.rsplit(":", 1)[0]
+        return os.path.splitext(os.path.basename(where))[0].rsplit(".", 1)[-1] or "function"
 
     @abc.abstractmethod
     def snapshot(self, directory: str | None = None) -> Snapshot:
