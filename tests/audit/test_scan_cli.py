@@ -202,3 +202,10 @@ def test_help_lists_the_rules() -> None:
 def test_this_projects_own_source_is_clean() -> None:
     done = scan("src", cwd=ROOT)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_directory_without_python_files_warns(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("nothing to scan\n")
+    done = scan(tmp_path)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert "no Python files found" in done.stderr
