@@ -196,3 +196,19 @@ def test_findings_carry_rule_name_and_fix() -> None:
     (finding,) = check_source("import random\nR = random.Random()\n").findings
     assert finding.rule == "prng-at-init"
     assert "after_restore" in finding.fix
+
+
+def test_a_local_in_a_function_is_kept_only_when_it_escapes() -> None:
+    source = """
+        def peek():
+            with open("secret.key") as f:
+                data = f.read()
+            print(len(data))
+        def load():
+            with open("secret.key") as f:
+                data = f.read()
+            return data
+        peek()
+        KEY = load()
+    """
+    assert codes(source) == [(7, "SNAP005")]
