@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "snapsafe.commands.snapshot",
     "snapsafe.commands.serve",
     "snapsafe.commands.scan",
+    "snapsafe.commands.audit",
+    "snapsafe.commands.leaks",
 )
 
 
