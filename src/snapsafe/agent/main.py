@@ -146,6 +146,8 @@ class Agent:
                 pass
         if self.counter:
             genid.remove_counter(self.counter)
+        if self.mode == "fork-template" and os.environ.get(genid.ENV_VAR):
+            genid.remove_counters(os.environ[genid.ENV_VAR])  # its own and its clones', even if orphaned
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -255,7 +257,9 @@ class Agent:
         start = time.perf_counter()
         self.clone_id = event.clone_id
         try:
-            counter = genid.create_counter(initial=snapsafe.generation())
+            # Named after the inherited counter, so whoever removes the template's counters finds it.
+            counter = genid.create_counter(initial=snapsafe.generation(),
+                                           path=f"{genid.path()}-{event.clone_id}-{os.urandom(3).hex()}")
             genid.rebind(counter)
             self.counter = counter
             snapsafe.restore_uniqueness(event.generation, bytes.fromhex(event.entropy), event.disable)

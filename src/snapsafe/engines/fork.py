@@ -169,7 +169,7 @@ class ForkTemplate(Template):
                 self.process.wait()
         if self.output is not None:
             self.output.join()
-        genid.remove_counter(self.counter)
+        genid.remove_counters(self.counter)
 
 
 class ForkSnapshot(Snapshot):
