@@ -20,9 +20,12 @@ from .errors import UserError
 COMMAND_MODULES = (
     "snapsafe.commands.run",
     "snapsafe.commands.snapshot",
+    "snapsafe.commands.serve",
     "snapsafe.commands.scan",
     "snapsafe.commands.vm",
     "snapsafe.commands.doctor",
+    "snapsafe.commands.audit",
+    "snapsafe.commands.leaks",
 )
 
 

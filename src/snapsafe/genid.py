@@ -106,16 +106,20 @@ def _map_default() -> None:
     atexit.register(_remove_own_counter)
 
 
-def create_counter(initial: int = 0, directory: str | None = None) -> str:
+def create_counter(initial: int = 0, directory: str | None = None, path: str | None = None) -> str:
     """Create a fresh counter file holding ``initial`` and return its path.
 
-    The caller owns it; :func:`remove_counter` deletes it with its watcher directory.
+    ``path`` names it exactly (engines name a clone's counter after its template's, so that
+    ``remove_counters`` can find every counter of a sandbox family); else a unique name in
+    ``directory`` (default: a tmpfs). The caller owns it; :func:`remove_counter` deletes it.
     """
     if not 0 <= initial <= _MAX_U32:
         raise ValueError(f"generation must be a u32 (0..{_MAX_U32}), got {initial!r}")
-    directory = directory or _tmpfs_dir()
-    name = f"snapsafe-sysgenid-{os.getpid()}-{os.urandom(4).hex()}"
-    target = os.path.join(directory, name)
+    if path is not None:
+        target = path
+    else:
+        name = f"snapsafe-sysgenid-{os.getpid()}-{os.urandom(4).hex()}"
+        target = os.path.join(directory or _tmpfs_dir(), name)
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         os.ftruncate(fd, PAGE_SIZE)
@@ -135,6 +139,16 @@ def remove_counter(counter_path: str) -> None:
         os.unlink(counter_path)
     except FileNotFoundError:
         pass
+
+
+def remove_counters(counter_path: str) -> None:
+    """Delete ``counter_path`` and the counters named after it (``<counter_path>-*``: its clones')."""
+    import glob
+
+    for derived in glob.glob(glob.escape(counter_path) + "-*"):
+        if not derived.endswith(".watchers"):
+            remove_counter(derived)
+    remove_counter(counter_path)
 
 
 def _open_checked(counter_path: str, flags: int) -> int:

@@ -164,3 +164,22 @@ def wipe_all() -> int:
     for secret in secrets:
         secret.wipe()
     return len(secrets)
+
+
+def plant_canary(canary_hex: str) -> int:
+    """Fill every live Secret with ``canary_hex`` repeated (for ``snapsafe audit --leaks``).
+
+    Written byte by byte from the hex text, so no ``bytes`` object holding the canary is ever made
+    on the heap (it would linger there and be found by the leak search). Returns how many.
+    """
+    if len(canary_hex) % 2 or not canary_hex:
+        raise ValueError("canary must be a non-empty even-length hex string")
+    n = len(canary_hex) // 2
+    secrets = list(_live)
+    for secret in secrets:
+        mm = secret._mm
+        for i in range(secret.capacity):
+            j = (i % n) * 2
+            mm[_HEADER.size + i] = int(canary_hex[j : j + 2], 16)
+        _HEADER.pack_into(mm, 0, _FILLED, secret.capacity)
+    return len(secrets)

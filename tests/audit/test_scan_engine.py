@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -179,10 +180,35 @@ def test_degenerate_inputs() -> None:
     assert codes("# only a comment\n") == []
     deep = "X = " + "(" * 80 + "1" + ")" * 80 + "\n"
     assert codes(deep) == []
-    assert [c for _, c in codes("X = " + "[" * 5000 + "]" * 5000 + "\n")] == ["SNAP000"]
+    assert [c for _, c in codes("X = " + "[" * 5000 + "]" * 5000 + "\n")] == ["SNAP000"]  # CPython refuses too
+
+
+def test_deeply_nested_generated_code_is_still_analysed() -> None:
+    long_sum = "import time\nX = time.time() + " + "+".join(["1"] * 20000) + "\n"
+    assert codes(long_sum) == [(2, "SNAP003")]
+    branches = "".join(f"elif x == {i}:\n    pass\n" for i in range(1, 3000))
+    elifs = "import time\nx = 0\nif x == 0:\n    pass\n" + branches + "else:\n    T = time.time()\n"
+    assert codes(elifs) == [(6004, "SNAP003")]
+    assert sys.getrecursionlimit() < 100_000  # restored
 
 
 def test_findings_carry_rule_name_and_fix() -> None:
     (finding,) = check_source("import random\nR = random.Random()\n").findings
     assert finding.rule == "prng-at-init"
     assert "after_restore" in finding.fix
+
+
+def test_a_local_in_a_function_is_kept_only_when_it_escapes() -> None:
+    source = """
+        def peek():
+            with open("secret.key") as f:
+                data = f.read()
+            print(len(data))
+        def load():
+            with open("secret.key") as f:
+                data = f.read()
+            return data
+        peek()
+        KEY = load()
+    """
+    assert codes(source) == [(7, "SNAP005")]

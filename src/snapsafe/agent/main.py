@@ -100,6 +100,7 @@ class Agent:
         self.handler: Callable[..., Any] | None = None
         self.clone_id = "template"
         self.counter: str | None = None  # this clone's own SysGenId counter file, removed at stop
+        self.control_canary: bytearray | None = None  # audit --leaks: must be found in the snapshot
         self.children: dict[int, int | None] = {}  # fork template: pid -> returncode once reaped
         #: engine-specific repair run first after `restored` (e.g. a VM guest's kernel RNG and clock);
         #: returns notes for `unique`
@@ -150,6 +151,8 @@ class Agent:
                 pass
         if self.counter:
             genid.remove_counter(self.counter)
+        if self.mode == "fork-template" and os.environ.get(genid.ENV_VAR):
+            genid.remove_counters(os.environ[genid.ENV_VAR])  # its own and its clones', even if orphaned
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -168,6 +171,7 @@ class Agent:
                 "start threads in an after-restore hook, or pass --allow-threads if they may be lost"))
             return False
         generation = snapsafe.generation()  # the sandbox's counter exists before the snapshot
+        planted = self.plant_canaries(event)
         try:
             hooks_run = len(snapsafe.hooks.before_snapshot_hooks())
             snapsafe.prepare_snapshot()
@@ -186,8 +190,20 @@ class Agent:
         sys.stderr.flush()
         self.send(p.Ready(prepare_ms=(time.perf_counter() - start) * 1000, generation=generation,
                           hooks=hooks_run, secrets_wiped=len(memory._live),
-                          generators=len(restorers._collected or [])))
+                          generators=len(restorers._collected or []), canaries_planted=planted))
         return True
+
+    def plant_canaries(self, event: p.Prepare) -> int:
+        """For `snapsafe audit --leaks`: the secret canary into every Secret (prepare wipes them),
+        the control canary into ordinary memory (the search must find it there)."""
+        from snapsafe import memory
+
+        if event.control_canary:
+            control = bytearray(len(event.control_canary) // 2)  # filled in place: exactly one copy
+            for i in range(len(control)):
+                control[i] = int(event.control_canary[2 * i : 2 * i + 2], 16)
+            self.control_canary = control
+        return memory.plant_canary(event.secret_canary) if event.secret_canary else 0
 
     def on_fork(self, event: p.Fork) -> bool:
         if len(self.transport.fds) < 2:
@@ -248,7 +264,9 @@ class Agent:
         start = time.perf_counter()
         self.clone_id = event.clone_id
         try:
-            counter = genid.create_counter(initial=snapsafe.generation())
+            # Named after the inherited counter, so whoever removes the template's counters finds it.
+            counter = genid.create_counter(initial=snapsafe.generation(),
+                                           path=f"{genid.path()}-{event.clone_id}-{os.urandom(3).hex()}")
             genid.rebind(counter)
             self.counter = counter
             notes = self.restore_hook(event) if self.restore_hook else {}
@@ -287,10 +305,15 @@ class Agent:
                 payload = None
         if error is not None:
             error["requestId"] = event.request_id
+        fingerprint = None
+        if event.fingerprint:
+            from snapsafe.agent import fingerprint as fp
+
+            fingerprint = fp.collect(payload if error is None else error.get("errorType"))
         sys.stdout.flush()
         sys.stderr.flush()
         self.send(p.Result(request_id=event.request_id, ok=error is None, payload=payload, error=error,
-                           duration_ms=(time.perf_counter() - start) * 1000))
+                           duration_ms=(time.perf_counter() - start) * 1000, fingerprint=fingerprint))
         return True
 
 

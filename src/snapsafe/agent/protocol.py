@@ -55,6 +55,8 @@ class Prepare(Event):
     type: ClassVar[str] = "prepare"
     freeze_gc: bool = True
     allow_threads: bool = False
+    secret_canary: str = ""  # hex: fill every Secret with it before the wipe (audit --leaks)
+    control_canary: str = ""  # hex: keep it in ordinary memory, where the leak search must find it
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Ready(Event):
     hooks: int = 0
     secrets_wiped: int = 0
     generators: int = 0
+    canaries_planted: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class Invoke(Event):
     function_name: str = "function"
     memory_mb: int = 128
     invoked_function_arn: str = ""
+    fingerprint: bool = False  # also collect the audit fingerprint (snapsafe audit)
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,7 @@ class Result(Event):
     payload: Any = None
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
+    fingerprint: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

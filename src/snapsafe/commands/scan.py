@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     result = scan_paths(args.paths, codes)
     for skipped in result.skipped:
         print(f"snapsafe scan: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if result.files == 0 and not result.skipped:
+        print("snapsafe scan: warning: no Python files found under the given paths", file=sys.stderr)
     sys.stdout.write(RENDERERS[args.format](result))
     sys.stdout.flush()
     if args.format == "text":

@@ -74,6 +74,8 @@ class Options:
     #: send fresh host entropy in `restored`; False makes exact clones (tests: with restorers off,
     #: clones must then draw identical numbers; a VM clone also keeps the template's vmgenid)
     host_entropy: bool = True
+    #: audit --leaks: (secret canary, control canary) as hex, planted before the snapshot
+    leak_canaries: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass
@@ -85,6 +87,7 @@ class InvokeResult:
     payload: Any
     error: dict[str, Any] | None
     invoke_ms: float
+    fingerprint: dict[str, Any] | None = None
 
 
 class Engine(abc.ABC):
@@ -128,7 +131,16 @@ class Template(_Closing, abc.ABC):
 
     @property
     def function_name(self) -> str:
-        return self.options.function_name or self.target.rsplit(":", 1)[-1]
+        """``--function-name``, else the target's file or module name (``examples/hello.py:handler`` -> hello)."""
+        if self.options.function_name:
+            return self.options.function_name
+        where = self.target.rsplit(":", 1)[0]
+        return os.path.splitext(os.path.basename(where))[0].rsplit(".", 1)[-1] or "function"
+
+    def prepare_event(self) -> p.Prepare:
+        """The ``prepare`` message every engine sends before its snapshot."""
+        secret, control = self.options.leak_canaries or ("", "")
+        return p.Prepare(allow_threads=self.options.allow_threads, secret_canary=secret, control_canary=control)
 
     @abc.abstractmethod
     def snapshot(self, directory: str | None = None) -> Snapshot:
@@ -156,6 +168,10 @@ class Snapshot(_Closing, abc.ABC):
     @abc.abstractmethod
     def restore(self) -> Clone:
         """Restore a clone and make it unique; returns once it may serve."""
+
+    def memory_sources(self) -> list:  # list[snapsafe.audit.leaks.MemorySource]
+        """Where this snapshot's memory can be read, for the leak search."""
+        raise UsageError(f"the {type(self).__name__} snapshot does not expose its memory")
 
 
 class Clone(_Closing, abc.ABC):
@@ -217,7 +233,8 @@ class Clone(_Closing, abc.ABC):
         self.counter_path = reply.counter_path
         self.restorers = reply.restorers
 
-    def invoke(self, event: Any, timeout: float | None = None, request_id: str | None = None) -> InvokeResult:
+    def invoke(self, event: Any, timeout: float | None = None, request_id: str | None = None,
+               fingerprint: bool = False) -> InvokeResult:
         """Run the handler once. Handler errors come back in the result; a dead or timed-out clone
         raises :class:`CloneFailed` / :class:`InvokeTimeout` and is closed."""
         if self.closed or self.channel is None:
@@ -225,7 +242,8 @@ class Clone(_Closing, abc.ABC):
         request_id = request_id or str(uuid.uuid4())
         deadline_ms = int((time.time() + (timeout or 900)) * 1000)
         message = p.Invoke(request_id=request_id, event=event, deadline_ms=deadline_ms,
-                           function_name=self.snapshot.template.function_name, memory_mb=self.options.memory_mb)
+                           function_name=self.snapshot.template.function_name, memory_mb=self.options.memory_mb,
+                           fingerprint=fingerprint)
         start = time.perf_counter()
         try:
             reply = self.channel.request(message, timeout=timeout)
@@ -245,7 +263,7 @@ class Clone(_Closing, abc.ABC):
             raise CloneFailed(f"{self.id} failed: {reply.message}", error_type=reply.error_type)
         assert isinstance(reply, p.Result)
         return InvokeResult(request_id=request_id, ok=reply.ok, payload=reply.payload, error=reply.error,
-                            invoke_ms=invoke_ms)
+                            invoke_ms=invoke_ms, fingerprint=reply.fingerprint)
 
     def close(self) -> None:
         if self.closed:

@@ -134,8 +134,7 @@ class ForkTemplate(Template):
             raise SandboxError("a fork template is snapshotted once; start a new template for another snapshot")
         start = time.perf_counter()
         try:
-            ready = self.channel.request(p.Prepare(allow_threads=self.options.allow_threads),
-                                         timeout=self.options.init_timeout)
+            ready = self.channel.request(self.prepare_event(), timeout=self.options.init_timeout)
         except (ChannelClosed, ChannelTimeout) as err:
             raise SnapshotError(f"{self.target}: the template failed while preparing the snapshot: {err} "
                                 f"({self._exit_reason()})") from err
@@ -170,7 +169,7 @@ class ForkTemplate(Template):
                 self.process.wait()
         if self.output is not None:
             self.output.join()
-        genid.remove_counter(self.counter)
+        genid.remove_counters(self.counter)
 
 
 class ForkSnapshot(Snapshot):
@@ -211,6 +210,12 @@ class ForkSnapshot(Snapshot):
         clone.timings["restore_ms"] = (time.perf_counter() - start) * 1000
         clone.wait_unique(start)
         return clone
+
+    def memory_sources(self) -> list:
+        """The living template's memory *is* the snapshot: its mappings through /proc/PID/mem."""
+        from snapsafe.audit.leaks import process_memory
+
+        return [process_memory(self.fork_template.pid, f"fork template (pid {self.fork_template.pid})")]
 
     def close_clones(self) -> None:
         for clone in list(self._live):

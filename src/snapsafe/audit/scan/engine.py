@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from . import noqa
 from .codes import RULES, SYNTAX_ERROR, SYNTAX_ERROR_NAME
 from .files import Skipped, python_files, read_source
 from .initcode import init_exprs
 from .model import Finding, InitExpr
+
+T = TypeVar("T")
+_DEEP_RECURSION = 100_000
+_DEEP_STACK_BYTES = 512 * 1024 * 1024  # reserved address space, touched only as deep as needed
 
 
 @dataclass
@@ -27,18 +34,20 @@ class ScanResult:
 def check_source(source: str, path: str = "<string>", codes: Iterable[str] | None = None) -> ScanResult:
     """Scan one module's text. ``codes`` defaults to every rule."""
     result = ScanResult(files=1)
+
+    def analyse() -> list[InitExpr]:
+        return init_exprs(ast.parse(source, filename=path))
+
     try:
-        tree = ast.parse(source, filename=path)
+        try:
+            exprs = analyse()
+        except RecursionError:  # generated code: a 5000-term sum, a 2000-branch elif
+            exprs = _with_deep_stack(analyse)
     except SyntaxError as err:
         result.errors.append(_syntax_error(path, err))
         return result
     except (ValueError, RecursionError, MemoryError) as err:  # null bytes, absurd nesting
-        result.errors.append(_syntax_error(path, SyntaxError(str(err) or type(err).__name__)))
-        return result
-    try:
-        exprs = init_exprs(tree)
-    except RecursionError:
-        result.errors.append(_syntax_error(path, SyntaxError("too deeply nested to analyse")))
+        result.errors.append(_syntax_error(path, SyntaxError(f"cannot analyse: {err or type(err).__name__}")))
         return result
     rules = [(code, RULES[code]()) for code in (RULES if codes is None else codes)]
     directives = noqa.directives(source)
@@ -89,6 +98,35 @@ def scan_paths(paths: list[str], codes: Iterable[str] | None = None) -> ScanResu
         total.suppressed += one.suppressed
         total.files += 1
     return total
+
+
+def _with_deep_stack(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a thread with a big stack and a high recursion limit, for deeply nested code.
+
+    ``ast.parse`` and the walk recurse once per nesting level; the default limit (1000) is far
+    below what CPython itself compiles. The limit is process-wide, so it is restored at once.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # re-raised in the caller's thread
+            box["error"] = err
+
+    old_limit, old_size = sys.getrecursionlimit(), threading.stack_size()
+    try:
+        threading.stack_size(_DEEP_STACK_BYTES)
+        sys.setrecursionlimit(max(old_limit, _DEEP_RECURSION))
+        worker = threading.Thread(target=target, name="snapsafe-scan-deep")
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(old_size)
+        sys.setrecursionlimit(old_limit)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _context(expr: InitExpr) -> str:

@@ -44,6 +44,8 @@ MUTATORS = frozenset(
 _RENEWERS = MUTATORS | {"seed", "setstate", "set_state", "fill", "connect", "reconnect", "reset", "refresh", "clear"}
 _CONSTRUCTORS = ("__new__", "__init__", "__post_init__")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_Function = ast.FunctionDef | ast.AsyncFunctionDef
+_TRIES = tuple(t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None)  # try-star: 3.11+
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class _Walker:
         self.tree = tree
         self.module = Scope()
         self.found: list[InitExpr] = []
-        self.hooks: set[ast.AST] = set()
+        self.hooks: set[_Function] = set()
         self.renewed: set[str] = set()  # module globals that after-restore hooks renew
         self.visited: set[ast.AST] = set()
 
@@ -106,7 +108,7 @@ class _Walker:
     # -- after-restore hooks: never init, even when init code also calls them once
 
     def _find_hooks(self) -> None:
-        defs: dict[str, ast.AST] = {}
+        defs: dict[str, _Function] = {}
         registered: set[str] = set()
         for node in ast.walk(self.tree):
             if isinstance(node, _FUNCTIONS):
@@ -119,7 +121,7 @@ class _Walker:
                     registered.add(name)
         self.hooks.update(defs[name] for name in registered if name in defs)
         for hook in self.hooks:
-            self.renewed |= _renewed_names(hook)  # type: ignore[arg-type]
+            self.renewed |= _renewed_names(hook)
 
     def _is_registrar(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Call):  # ``@register_after_restore(...)`` used as a factory
@@ -156,7 +158,8 @@ class _Walker:
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             for item in stmt.items:
                 targets = _target_names(item.optional_vars) if item.optional_vars else ()
-                use = _Use(kept=item.optional_vars is not None, targets=targets, in_with=True)
+                kept = item.optional_vars is not None and self._stores([item.optional_vars], ctx)
+                use = _Use(kept=kept, targets=targets, in_with=True)
                 self._expr(item.context_expr, ctx, use)
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, None, ctx)
@@ -176,14 +179,14 @@ class _Walker:
                 if case.guard is not None:
                     self._expr(case.guard, ctx)
                 self._block(case.body, ctx)
-        elif hasattr(stmt, "handlers"):  # try / try-star
-            self._block(stmt.body, ctx)  # type: ignore[attr-defined]
-            for handler in stmt.handlers:  # type: ignore[attr-defined]
+        elif isinstance(stmt, _TRIES):
+            self._block(stmt.body, ctx)
+            for handler in stmt.handlers:
                 if handler.type is not None:
                     self._expr(handler.type, ctx)
                 self._block(handler.body, ctx)
-            self._block(stmt.orelse, ctx)  # type: ignore[attr-defined]
-            self._block(stmt.finalbody, ctx)  # type: ignore[attr-defined]
+            self._block(stmt.orelse, ctx)
+            self._block(stmt.finalbody, ctx)
         else:  # raise, assert, delete, global, pass, ...: values used, not kept
             for child in ast.iter_child_nodes(stmt):
                 if isinstance(child, ast.expr):

@@ -35,12 +35,17 @@ class Scope:
     def __init__(self, parent: Scope | None = None) -> None:
         self.parent = parent
         self.names: dict[str, Binding] = {}
+        self._dotted: set[str] = set()  # the ``a.b`` keys, few, so rebinding stays cheap
 
     def bind(self, key: str, value: Binding) -> None:
         self.names[key] = value
+        if "." in key:
+            self._dotted.add(key)
         # rebinding ``t`` forgets what ``t.x`` stood for
-        for stale in [k for k in self.names if k.startswith(key + ".")]:
-            del self.names[stale]
+        stale = [k for k in self._dotted if k.startswith(key + ".")]
+        for k in stale:
+            del self.names[k]
+            self._dotted.discard(k)
 
     def lookup(self, key: str) -> tuple[bool, Binding]:
         scope: Scope | None = self

@@ -205,8 +205,7 @@ class VmTemplate(Template):
                                "start a new template for another snapshot")
         start = time.perf_counter()
         try:
-            ready = self.channel.request(p.Prepare(allow_threads=self.options.allow_threads),
-                                         timeout=self.options.init_timeout)
+            ready = self.channel.request(self.prepare_event(), timeout=self.options.init_timeout)
         except (ChannelClosed, ChannelTimeout) as err:
             raise SnapshotError(f"{self.target}: the guest failed while preparing the snapshot: {err} "
                                 f"({self.machine.describe()}){self.machine.last_output()}") from None
@@ -233,6 +232,7 @@ class VmTemplate(Template):
             raise SnapshotError(f"{self.target}: the VM snapshot failed: {err}{self.machine.last_output()}") from None
         self.snapshotted = True
         snapshot = VmSnapshot(self, ready.generation, self.spec, self.vmgenid, ram_fd=self.ram_fd, state_fd=state_fd)
+        snapshot.ready = ready  # canaries_planted, for the leak search
         self.ram_fd = None  # the snapshot owns it now
         snapshot.timings["prepare_ms"] = ready.prepare_ms
         snapshot.timings["vm_snapshot_ms"] = (time.perf_counter() - prepared) * 1000
@@ -272,6 +272,15 @@ class VmSnapshot(Snapshot):
         self.state_fd = state_fd
         self.directory = directory
         self._live: list[VmClone] = []
+        self.ready: p.Ready | None = None
+
+    def memory_sources(self) -> list:  # list[snapsafe.audit.leaks.MemorySource]
+        """The guest's memory: the RAM file (the sealed memfd, or ``ram`` of a snapshot directory)."""
+        from snapsafe.audit.leaks import file_sources
+
+        if self.directory is not None:
+            return file_sources([self.directory / RAM_FILE])
+        return file_sources([f"/proc/{os.getpid()}/fd/{self.ram_fd}"])
 
     # -- the files ------------------------------------------------------------------------------
     def open_ram(self) -> int:

@@ -34,22 +34,41 @@ def handler(event, context):
 ```
 
 ## Use instead
-Connect lazily on first use, or reconnect after every restore:
+Connect on first use, and forget the connection after every restore so each clone opens its own:
 ```python
 import psycopg2
 import requests
 
 import snapsafe
 
-DB = None
-HTTP = requests.Session  # the class: sessions are made per clone
+_db = None
+_http = None
+
+
+def db():
+    global _db
+    if _db is None:
+        _db = psycopg2.connect("dbname=app host=db.internal")
+    return _db
+
+
+def http():
+    global _http
+    if _http is None:
+        _http = requests.Session()
+    return _http
 
 
 @snapsafe.after_restore
-def reconnect():
-    global DB, HTTP
-    DB = psycopg2.connect("dbname=app host=db.internal")
-    HTTP = requests.Session()
+def forget_connections():
+    global _db, _http
+    _db = _http = None
+
+
+def handler(event, context):
+    with db().cursor() as cur:
+        cur.execute("select 1")
+    return http().get("https://api.example.com/items").json()
 ```
 
 ## Notes
