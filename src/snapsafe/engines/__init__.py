@@ -8,6 +8,7 @@ from snapsafe.errors import UsageError
 #: engine name -> "module:class"; engines are imported only when chosen.
 ENGINES = {
     "fork": "snapsafe.engines.fork:ForkEngine",
+    "criu": "snapsafe.engines.criu:CriuEngine",
 }
 
 

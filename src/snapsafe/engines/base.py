@@ -69,6 +69,7 @@ class Options:
     output: Sink | None = stderr_sink
     init_timeout: float = 300.0
     restore_timeout: float = 60.0
+    lazy_restore: bool = False  # criu: clones' memory served on demand by `criu lazy-pages`
 
 
 @dataclasses.dataclass
