@@ -62,8 +62,8 @@ def criu_errors(log: Path, limit: int = 2) -> str:
         return ""
     errors = []
     for line in text.splitlines():
-        match = re.match(r"\([\d.]+\)\s+(?:\d+:\s+)?Error \([^)]*\):\s*(.*)", line)
-        if match and "RLIMIT_NOFILE" not in line:
+        match = re.match(r"\s*(?:\([\d.]+\)\s+)?(?:\d+:\s+)?Error \([^)]*\):\s*(.*)", line)
+        if match and "RLIMIT_NOFILE" not in line and "FAILED" not in line:
             errors.append(match.group(1).strip())
     return "; ".join(errors[:limit])
 

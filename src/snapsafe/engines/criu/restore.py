@@ -7,8 +7,9 @@ In a namespace of its own the restored process keeps the template's PID, so seve
 image run at once. CRIU stays in the foreground as the namespace's init (with ``--restore-detached``
 it would exit and take the clone with it); when it dies the kernel kills everything in the
 namespace, so killing it ends the clone, whatever the clone started. ``--kill-child`` ties it to
-``unshare``, the process we started. Nothing is written into the image directory (logs and CRIU's
-statistics go to the clone's work directory), so any number of restores may read it at once.
+``unshare``, which dies with the orchestrator (see ``spawn.py``). Nothing is written into the image
+directory (logs and CRIU's statistics go to the clone's work directory), so any number of restores
+may read it at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import Externals, criu_errors
+from snapsafe.engines.criu.spawn import spawn
 from snapsafe.engines.fork import describe_returncode
 
 
@@ -62,14 +64,14 @@ class RestoreProcess:
             cmd.append("--lazy-pages")
         with open(workdir / "unshare.err", "wb") as err:
             # A session of its own: Ctrl-C reaches the orchestrator only, which stops its clones.
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                            pass_fds=(channel_fd, output_fd, counter_fd), start_new_session=True)
+            self.process = spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                 pass_fds=(channel_fd, output_fd, counter_fd), start_new_session=True)
 
     def _start_lazy_pages(self, criu: Criu, images: Path, timeout: float) -> subprocess.Popen[bytes]:
         """Start the daemon and wait until it listens (it writes a byte to --status-fd)."""
         ready_r, ready_w = os.pipe()
         try:
-            daemon = subprocess.Popen(
+            daemon = spawn(
                 [criu.path, "lazy-pages", "--images-dir", str(images), "--work-dir", str(self.workdir),
                  "--log-file", "lazy-pages.log", "--status-fd", str(ready_w)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
