@@ -108,7 +108,8 @@ def find_criu() -> Criu:
             lines = [line for line in (check.stderr + check.stdout).splitlines()
                      if line.strip() and "RLIMIT_NOFILE" not in line]
             reason = lines[-1].strip() if lines else f"exit code {check.returncode}"
-            raise EnvironmentProblem(f"`{path} check` fails on this kernel ({os.uname().release}): {reason}")
+            raise EnvironmentProblem(f"`{path} check` fails on this kernel ({os.uname().release}): {reason}; "
+                                     f"{INSTALL_HINT}")
         return Criu(path=path, version=version)
     raise EnvironmentProblem(f"the criu engine needs CRIU >= {'.'.join(map(str, MIN_VERSION))} "
                              f"(older ones fail on kernels >= 6.13), but {'; '.join(too_old)}; {INSTALL_HINT}")
