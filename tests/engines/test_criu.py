@@ -15,6 +15,7 @@ from snapsafe.engines import Options, get_engine
 from snapsafe.engines.base import SnapshotError
 from snapsafe.engines.manifest import MANIFEST, load_manifest
 from tests.engines.criu_helpers import EXACT, make_snapshot, require_criu
+from tests.helpers import TARGETS
 
 pytestmark = pytest.mark.criu
 
@@ -110,3 +111,12 @@ def test_disk_full_leaves_nothing_and_the_template_can_dump_again(tmp_path):
         assert json.loads((tmp_path / "snap" / MANIFEST).read_text())["engine"] == "criu"
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_watchers_opened_at_init_work_in_clones_restored_from_disk(tmp_path):
+    require_criu()
+    directory = make_snapshot(tmp_path / "watcher.snap", f"{TARGETS}/watcher_at_init.py:handler")
+    results, clones = restore_concurrently(directory, 2, Options(output=None))
+    for result, clone in zip(results, clones, strict=True):
+        assert result.ok, result.error
+        assert result.payload == {"outdated": True, "readable": True, "generation": clone.generation}

@@ -39,18 +39,23 @@ class CriuClone(Clone):
         self.channel = Channel(ours, state=p.SNAPSHOTTABLE)
         self.output = OutputPump(out_r, self.id, self.options.output)
         self.inherited_counter = genid.create_counter(initial=snap.base_generation)
-        counter_fd = os.open(self.inherited_counter, os.O_RDWR)
+        ext = snap.externals
+        inherit = [(theirs.fileno(), f"socket:[{ext.channel_inode}]"), (out_w, f"pipe:[{ext.output_inode}]"),
+                   (os.open(self.inherited_counter, os.O_RDWR), ext.counter_path.lstrip("/"))]
+        for n, fifo in enumerate(ext.watcher_fifos):  # the agent moves them to its own counter at `restored`
+            mine = self.workdir / f"watcher-{n}.fifo"
+            os.mkfifo(mine, 0o600)
+            inherit.append((os.open(mine, os.O_RDWR | os.O_NONBLOCK), fifo.lstrip("/")))
         start = time.perf_counter()
         try:
-            self.restore_process = RestoreProcess(
-                snap.criu, snap.images, self.workdir, snap.externals, theirs.fileno(), out_w, counter_fd,
-                lazy=lazy, timeout=self.options.restore_timeout)
+            self.restore_process = RestoreProcess(snap.criu, snap.images, self.workdir, inherit, lazy=lazy,
+                                                  timeout=self.options.restore_timeout)
         except RestoreFailed as err:
             raise CloneFailed(f"{self.id}: {err}") from None
         finally:
             theirs.close()
-            os.close(out_w)
-            os.close(counter_fd)
+            for fd, _ in inherit[1:]:
+                os.close(fd)
         self.pid = snap.pid  # the template's PID, in the clone's own namespace
         try:
             with self.channel.lock:

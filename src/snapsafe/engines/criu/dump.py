@@ -1,10 +1,11 @@
 """Dumping a sandbox with CRIU, and what a restore must give each clone in place of the original.
 
-A sandbox holds three things that live outside it: its control socket (the orchestrator holds the
-other end), the pipe its stdout and stderr write to, and its SysGenId counter file (mapped, and
-open through Python's mmap object). CRIU records them by name; each clone gets fresh ones with
-``--inherit-fd`` (see ``restore.py``), so every clone has its own channel, output and counter
-from its first instruction on.
+A sandbox holds things that live outside it: its control socket (the orchestrator holds the other
+end), the pipe its stdout and stderr write to, its SysGenId counter file (mapped, and open through
+Python's mmap object) and the FIFOs of SysGenId watchers opened at init. CRIU records them by
+name; each clone gets fresh ones with ``--inherit-fd`` (see ``clone.py``), so every clone has its
+own channel, output, counter and watcher FIFOs from its first instruction on, and a restore never
+depends on files of the template, which is gone.
 """
 
 from __future__ import annotations
@@ -31,20 +32,28 @@ class Externals:
     channel_inode: int  # the agent's end of the control socket: socket:[inode]
     output_inode: int  # the pipe on fds 1 and 2: pipe:[inode]
     counter_path: str  # the SysGenId counter file
+    watcher_fifos: tuple[str, ...] = ()  # FIFOs of SysGenId watchers opened at init
 
     @classmethod
     def of(cls, pid: int, channel_fd: int, counter_path: str) -> Externals:
-        channel = os.readlink(f"/proc/{pid}/fd/{channel_fd}")
-        output = os.readlink(f"/proc/{pid}/fd/1")
-        if os.readlink(f"/proc/{pid}/fd/2") != output:
+        links = {}
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                links[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except FileNotFoundError:
+                pass
+        if links.get(2) != links.get(1):
             raise DumpFailed("the sandbox's stdout and stderr are not the same pipe")
-        return cls(channel_inode=_inode(channel, "socket"), output_inode=_inode(output, "pipe"),
-                   counter_path=counter_path)
+        watchers = counter_path + ".watchers/"
+        fifos = sorted({link for link in links.values() if link.startswith(watchers) and link.endswith(".fifo")})
+        return cls(channel_inode=_inode(links.get(channel_fd, "?"), "socket"),
+                   output_inode=_inode(links.get(1, "?"), "pipe"), counter_path=counter_path,
+                   watcher_fifos=tuple(fifos))
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> Externals:
         return cls(channel_inode=int(info["channel_inode"]), output_inode=int(info["output_inode"]),
-                   counter_path=str(info["counter_path"]))
+                   counter_path=str(info["counter_path"]), watcher_fifos=tuple(info.get("watcher_fifos", ())))
 
 
 def _inode(link: str, kind: str) -> int:

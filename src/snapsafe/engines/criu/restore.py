@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from snapsafe.engines.criu.binary import Criu
-from snapsafe.engines.criu.dump import Externals, criu_errors
+from snapsafe.engines.criu.dump import criu_errors
 from snapsafe.engines.criu.spawn import spawn
 from snapsafe.engines.fork import describe_returncode
 
@@ -43,29 +43,26 @@ class RestoreProcess:
     """The processes behind one clone: ``unshare`` -> ``criu restore`` (namespace init) -> the
     sandbox, and for a lazy restore a ``criu lazy-pages`` daemon serving its memory on demand."""
 
-    def __init__(self, criu: Criu, images: Path, workdir: Path, externals: Externals, channel_fd: int,
-                 output_fd: int, counter_fd: int, lazy: bool = False, timeout: float = 30.0) -> None:
+    def __init__(self, criu: Criu, images: Path, workdir: Path, inherit: list[tuple[int, str]],
+                 lazy: bool = False, timeout: float = 30.0) -> None:
+        """``inherit``: (our fd, CRIU's name of what it replaces: 'socket:[N]', 'pipe:[N]', a path
+        without its leading slash)."""
         self.workdir = workdir
         self.lazy = lazy
         self.daemon: subprocess.Popen[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        inherit = [
-            f"fd[{channel_fd}]:socket:[{externals.channel_inode}]",
-            f"fd[{output_fd}]:pipe:[{externals.output_inode}]",
-            f"fd[{counter_fd}]:{externals.counter_path.lstrip('/')}",
-        ]
         cmd = [_unshare(), "--pid", "--fork", "--mount-proc", "--kill-child",
                criu.path, "restore", "--images-dir", str(images), "--work-dir", str(workdir), "--log-file",
                "restore.log"]
-        for spec in inherit:
-            cmd += ["--inherit-fd", spec]
+        for fd, name in inherit:
+            cmd += ["--inherit-fd", f"fd[{fd}]:{name}"]
         if lazy:
             self.daemon = self._start_lazy_pages(criu, images, timeout)
             cmd.append("--lazy-pages")
         with open(workdir / "unshare.err", "wb") as err:
             # A session of its own: Ctrl-C reaches the orchestrator only, which stops its clones.
             self.process = spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                 pass_fds=(channel_fd, output_fd, counter_fd), start_new_session=True)
+                                 pass_fds=[fd for fd, _ in inherit], start_new_session=True)
 
     def _start_lazy_pages(self, criu: Criu, images: Path, timeout: float) -> subprocess.Popen[bytes]:
         """Start the daemon and wait until it listens (it writes a byte to --status-fd)."""

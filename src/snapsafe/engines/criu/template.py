@@ -178,6 +178,7 @@ class CriuTemplate(Template):
             "channel_inode": externals.channel_inode,
             "output_inode": externals.output_inode,
             "counter_path": externals.counter_path,
+            "watcher_fifos": list(externals.watcher_fifos),
             "memory_bytes": pages,
             "dump_ms": dump_ms,
         }
