@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +172,10 @@ def test_signal_to_run_leaves_no_process(sig, lazy):
         assert wait_gone(tag, timeout=10), processes_with_tag(tag)
         if sig != signal.SIGKILL:
             assert proc.returncode != 0
+        else:  # its temporary directories (a snapshot is the sandbox's memory, in RAM) go at the next start
+            again = snapsafe("run", f"{TARGETS}/behaviours.py:handler", "--engine", "criu", "--clones", "1")
+            assert again.returncode == 0, again.stderr
+            assert not list(Path("/dev/shm").glob(f"snapsafe-criu-*-{proc.pid}-*"))
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -20,7 +20,7 @@ from pathlib import Path
 from snapsafe.engines.base import Engine
 from snapsafe.engines.criu.binary import Criu, find_criu
 from snapsafe.engines.criu.dump import memory_files as _memory_files
-from snapsafe.engines.criu.snapshot import CriuSnapshot, DumpedTemplate
+from snapsafe.engines.criu.snapshot import CriuSnapshot, DumpedTemplate, remove_stale_dirs
 from snapsafe.engines.criu.template import CriuTemplate
 from snapsafe.engines.manifest import MANIFEST, Manifest, SnapshotFormatError, load_manifest, verify_files
 
@@ -38,12 +38,15 @@ class CriuEngine(Engine):
         return f"criu: {criu}, `criu check` passes (kernel {platform.release()})"
 
     def start(self, target: str) -> CriuTemplate:
-        return CriuTemplate(target, self.options, find_criu())
+        criu = find_criu()
+        remove_stale_dirs()
+        return CriuTemplate(target, self.options, criu)
 
     def open_snapshot(self, directory: str) -> CriuSnapshot:
         """Check ``directory`` completely before anything is restored: the manifest (format, version,
         engine), the CRIU and Python versions it was made with, then every file's size and SHA-256."""
         criu = find_criu()
+        remove_stale_dirs()
         manifest = load_manifest(directory, engine=self.name, verify=False)
         check_versions(Path(directory), manifest, criu)
         verify_files(Path(directory), manifest)

@@ -16,11 +16,31 @@ from snapsafe.engines.criu.clone import CriuClone
 from snapsafe.engines.criu.dump import Externals
 from snapsafe.errors import UsageError
 
+TMP_PREFIX = "snapsafe-criu-"
 
-def private_tmpfs_dir(prefix: str) -> Path:
-    """A new 0700 directory on a tmpfs (process memory must not reach a disk unasked)."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+def _tmpfs() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def private_tmpfs_dir(kind: str) -> Path:
+    """A new 0700 directory on a tmpfs (process memory must not reach a disk unasked), named after
+    this process so that :func:`remove_stale_dirs` can tell when its owner is gone."""
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{kind}-{os.getpid()}-", dir=_tmpfs()))
+
+
+def remove_stale_dirs() -> None:
+    """Remove the temporary directories of orchestrators that were killed (SIGKILL) before they could:
+    a temporary snapshot holds the sandbox's whole memory, in RAM."""
+    base = Path(_tmpfs() or tempfile.gettempdir())
+    for path in base.glob(f"{TMP_PREFIX}*-*-*"):
+        try:
+            pid = int(path.name[len(TMP_PREFIX):].split("-")[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
 
 
 class DumpedTemplate(Template):
@@ -46,7 +66,7 @@ class CriuSnapshot(Snapshot):
         self.owned = owned
         self.externals = Externals.from_info(info)
         self.pid = int(info["pid"])
-        self.rundir = private_tmpfs_dir("snapsafe-criu-run-")
+        self.rundir = private_tmpfs_dir("run")
         self._live: weakref.WeakSet[CriuClone] = weakref.WeakSet()
         self._live_lock = threading.Lock()
         self.closed = False

@@ -44,7 +44,7 @@ class CriuTemplate(Template):
         self.python = ""
         self.channel_fd = -1
         self.counter = genid.create_counter()
-        self.workdir = private_tmpfs_dir("snapsafe-criu-dump-")
+        self.workdir = private_tmpfs_dir("dump")
         start = time.perf_counter()
         try:
             self._start_agent(target)
@@ -137,7 +137,7 @@ class CriuTemplate(Template):
         owned = None
         try:
             if directory is None:
-                owned = private_tmpfs_dir("snapsafe-criu-snapshot-")
+                owned = private_tmpfs_dir("snapshot")
                 images = owned / "images"
                 images.mkdir(mode=0o700)
                 info = self._dump(images)
