@@ -17,6 +17,8 @@ def add_clone_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--event", metavar="JSON|@FILE", help="the event passed to every clone (default {})")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per clone, then one with the key 'summary'")
+    parser.add_argument("--lazy", action="store_true",
+                        help="restore each clone's memory on demand (criu engine: criu lazy-pages)")
 
 
 def _positive_int(text: str) -> int:

@@ -42,8 +42,11 @@ def engine_options(args: argparse.Namespace) -> Options:
         raise UsageError(f"unknown restorer {', '.join(sorted(unknown))}; known: {', '.join(restorers.NAMES)}")
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
+    lazy = getattr(args, "lazy", False)
+    if lazy and args.engine == "fork":
+        raise UsageError("--lazy needs an engine that restores memory from images (--engine criu)")
     return Options(function_name=args.function_name, memory_mb=args.memory, allow_threads=args.allow_threads,
-                   disable_restorers=disabled, accel=args.accel)
+                   disable_restorers=disabled, accel=args.accel, lazy_restore=lazy)
 
 
 def parse_event(text: str | None) -> Any:

@@ -59,7 +59,7 @@ def restore_command(args: argparse.Namespace) -> int:
 
     disabled = tuple(restorers.NAMES) if "all" in args.disable_restorer else tuple(args.disable_restorer)
     stop_on_sigterm()
-    engine = get_engine(manifest.engine, Options(disable_restorers=disabled))
+    engine = get_engine(manifest.engine, Options(disable_restorers=disabled, lazy_restore=args.lazy))
     with engine.open_snapshot(args.directory) as snap:
         rows = invoke_clones(snap, args.clones, event, args.timeout)
         summary = summarise_run(manifest.engine, manifest.target, rows, {}, snap.timings)

@@ -9,6 +9,7 @@ from snapsafe.errors import UsageError
 ENGINES = {
     "fork": "snapsafe.engines.fork:ForkEngine",
     "vm": "snapsafe.engines.vm:VmEngine",
+    "criu": "snapsafe.engines.criu:CriuEngine",
 }
 
 

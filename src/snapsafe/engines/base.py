@@ -76,6 +76,7 @@ class Options:
     host_entropy: bool = True
     #: audit --leaks: (secret canary, control canary) as hex, planted before the snapshot
     leak_canaries: tuple[str, str] | None = None
+    lazy_restore: bool = False  # criu: clones' memory served on demand by `criu lazy-pages`
 
 
 @dataclasses.dataclass

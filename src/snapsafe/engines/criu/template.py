@@ -1,0 +1,208 @@
+"""A CRIU template: the agent in a process of its own, initialised, prepared, then dumped to images.
+
+The sandbox is ``python -m snapsafe.agent --mode sandbox`` started as a session leader without a
+terminal (CRIU dumps such a process without ``--shell-job``), stdin on /dev/null, stdout and
+stderr on a pipe, the control channel on a socket, and a SysGenId counter of its own. After
+``prepare`` -> ``ready`` the agent waits on its channel; that is the moment CRIU dumps, and
+every clone resumes there, reading ``restored`` from its own new channel.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from snapsafe import genid
+from snapsafe.agent import protocol as p
+from snapsafe.engines.base import InitError, Options, SandboxError, SnapshotError, Template
+from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
+from snapsafe.engines.criu.binary import Criu
+from snapsafe.engines.criu.dump import DumpFailed, Externals, dump
+from snapsafe.engines.criu.snapshot import CriuSnapshot, private_tmpfs_dir
+from snapsafe.engines.fork import describe_returncode
+from snapsafe.engines.manifest import write_snapshot_dir
+from snapsafe.engines.output import OutputPump
+
+
+class CriuTemplate(Template):
+    def __init__(self, target: str, options: Options, criu: Criu) -> None:
+        super().__init__(target, options)
+        self.criu = criu
+        self.process: subprocess.Popen[bytes] | None = None
+        self.output: OutputPump | None = None
+        self.channel: Channel | None = None
+        self.ready: p.Ready | None = None
+        self.dumped = False
+        self.python = ""
+        self.channel_fd = -1
+        self.counter = genid.create_counter()
+        self.workdir = private_tmpfs_dir("dump")
+        start = time.perf_counter()
+        try:
+            self._start_agent(target)
+            hello = self.channel.receive(timeout=self.options.init_timeout)  # type: ignore[union-attr]
+        except ChannelTimeout:
+            self.close()
+            raise InitError(f"{target}: initialisation did not finish within {self.options.init_timeout:g} s") from None
+        except ChannelClosed:
+            reason = self._exit_reason()
+            self.close()
+            raise InitError(f"{target}: the template process {reason} during initialisation"
+                            + self._last_output()) from None
+        except BaseException:
+            self.close()
+            raise
+        if isinstance(hello, p.Fatal):
+            self.close()
+            raise InitError(f"{target}: {hello.message}", error_type=hello.error_type, details=hello.traceback)
+        assert isinstance(hello, p.Hello)
+        self.pid = hello.pid
+        self.python = hello.python
+        self.timings["cold_start_ms"] = (time.perf_counter() - start) * 1000
+        self.timings["init_ms"] = hello.init_ms
+
+    def _start_agent(self, target: str) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_r, out_w = os.pipe()
+        env = dict(os.environ)
+        env.update(self.options.env)
+        env[genid.ENV_VAR] = self.counter
+        self.channel_fd = theirs.fileno()  # the same number in the agent (pass_fds)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "snapsafe.agent", "--target", target, "--fd", str(self.channel_fd),
+                 "--mode", "sandbox"],
+                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(self.channel_fd,),
+                start_new_session=True, env=env, cwd=self.options.cwd)
+        except BaseException:
+            os.close(out_r)
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+            os.close(out_w)
+        self.output = OutputPump(out_r, "template", self.options.output)
+        self.channel = Channel(ours)
+
+    def _exit_reason(self) -> str:
+        if self.process is None:
+            return "did not start"
+        try:
+            return describe_returncode(self.process.wait(2))
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+
+    def _last_output(self) -> str:
+        if self.output is None:
+            return ""
+        self.output.join()
+        tail = list(self.output.lines)[-5:]
+        return ("; last output: " + " | ".join(tail)) if tail else ""
+
+    # -- snapshot -------------------------------------------------------------------------------
+    def _prepare(self) -> p.Ready:
+        """``prepare`` -> ``ready``, once (a failed dump leaves the template prepared, ready to retry)."""
+        if self.ready is not None:
+            return self.ready
+        assert self.channel is not None
+        try:
+            ready = self.channel.request(p.Prepare(allow_threads=self.options.allow_threads),
+                                         timeout=self.options.init_timeout)
+        except (ChannelClosed, ChannelTimeout) as err:
+            raise SnapshotError(f"{self.target}: the template failed while preparing the snapshot: {err} "
+                                f"({self._exit_reason()})") from err
+        if isinstance(ready, p.Fatal):
+            raise SnapshotError(f"{self.target}: {ready.message}", error_type=ready.error_type,
+                                details=ready.traceback)
+        assert isinstance(ready, p.Ready)
+        self.ready = ready
+        return ready
+
+    def snapshot(self, directory: str | None = None) -> CriuSnapshot:
+        """Prepare and dump the sandbox: into ``directory`` (created atomically, with a manifest),
+        or into a private temporary directory on a tmpfs that the snapshot removes on close."""
+        if self.dumped:
+            raise SandboxError("a criu template is dumped once (CRIU ends it after the dump); "
+                               "restore more clones from the snapshot, or start a new template")
+        start = time.perf_counter()
+        ready = self._prepare()
+        owned = None
+        try:
+            if directory is None:
+                owned = private_tmpfs_dir("snapshot")
+                images = owned / "images"
+                images.mkdir(mode=0o700)
+                info = self._dump(images)
+            else:
+                info = write_snapshot_dir(directory, "criu", self.target, self._dump).engine_info
+                images = Path(directory)
+        except DumpFailed as err:
+            if owned is not None:
+                shutil.rmtree(owned, ignore_errors=True)
+            where = f" to {directory}" if directory else ""
+            raise SnapshotError(f"{self.target}: criu dump{where} failed: {err} (nothing was written; "
+                                "the template is unchanged)", error_type="Runtime.SnapshotError") from None
+        except BaseException:
+            if owned is not None:
+                shutil.rmtree(owned, ignore_errors=True)
+            raise
+        self.dumped = True
+        snapshot = CriuSnapshot(self, self.criu, images, info, owned=owned)
+        snapshot.timings["prepare_ms"] = ready.prepare_ms
+        snapshot.timings["dump_ms"] = info["dump_ms"]
+        snapshot.timings["snapshot_ms"] = (time.perf_counter() - start) * 1000
+        return snapshot
+
+    def _dump(self, images: Path) -> dict[str, Any]:
+        """Dump into ``images``; the manifest's ``engine_info``."""
+        assert self.process is not None and self.ready is not None
+        externals = Externals.of(self.process.pid, self.channel_fd, self.counter)
+        dump_ms = dump(self.criu, self.process.pid, images, self.workdir, externals)
+        self.process.wait()  # CRIU killed it after the dump
+        pages = sum(f.stat().st_size for f in images.glob("pages-*.img"))
+        return {
+            "criu_version": self.criu.version,
+            "python": self.python,
+            "python_executable": sys.executable,
+            "kernel": platform.release(),
+            "pid": self.process.pid,
+            "generation": self.ready.generation,
+            "channel_inode": externals.channel_inode,
+            "output_inode": externals.output_inode,
+            "counter_path": externals.counter_path,
+            "watcher_fifos": list(externals.watcher_fifos),
+            "memory_bytes": pages,
+            "dump_ms": dump_ms,
+        }
+
+    def close(self) -> None:
+        channel = self.channel
+        if channel is not None and not self.dumped:
+            if channel.lock.acquire(timeout=1):
+                try:
+                    if channel.state != p.CLOSED:
+                        channel.send(p.Shutdown())
+                except (ChannelClosed, p.ProtocolError, OSError):
+                    pass
+                finally:
+                    channel.lock.release()
+        if channel is not None:
+            channel.close()  # EOF: the agent exits
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.process.wait(2)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.output is not None:
+            self.output.join()
+        genid.remove_counter(self.counter)
+        shutil.rmtree(self.workdir, ignore_errors=True)
