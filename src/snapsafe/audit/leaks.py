@@ -125,7 +125,7 @@ def canary_check(engine_name: str, target: str, options_kwargs: dict | None = No
     options = Options(output=None, leak_canaries=(secret, control), **(options_kwargs or {}))
     with get_engine(engine_name, options).start(target) as template, template.snapshot() as snapshot:
         sources = snapshot.memory_sources()
-        ready = getattr(snapshot, "ready", None)
+        ready = getattr(snapshot, "ready", None) or getattr(template, "ready", None)
         hits = search(sources, {"secret": bytes.fromhex(secret), "control": bytes.fromhex(control)})
         return LeakCheck(secret_hits=[h for h in hits if h.needle == "secret"],
                          control_hits=[h for h in hits if h.needle == "control"],

@@ -71,6 +71,13 @@ class CriuSnapshot(Snapshot):
         self._live_lock = threading.Lock()
         self.closed = False
 
+    def memory_sources(self) -> list:  # list[snapsafe.audit.leaks.MemorySource]
+        """The page images: the dumped process memory, as the clones will get it."""
+        from snapsafe.audit.leaks import file_sources
+        from snapsafe.engines.criu.dump import memory_files
+
+        return file_sources(memory_files(self.images))
+
     def restore(self, lazy: bool | None = None) -> CriuClone:
         """Restore a clone (``lazy``: memory served on demand by ``criu lazy-pages``; default from
         ``Options.lazy_restore``) and make it unique; returns once it may serve."""

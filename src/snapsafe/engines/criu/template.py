@@ -114,7 +114,7 @@ class CriuTemplate(Template):
             return self.ready
         assert self.channel is not None
         try:
-            ready = self.channel.request(p.Prepare(allow_threads=self.options.allow_threads),
+            ready = self.channel.request(self.prepare_event(),
                                          timeout=self.options.init_timeout)
         except (ChannelClosed, ChannelTimeout) as err:
             raise SnapshotError(f"{self.target}: the template failed while preparing the snapshot: {err} "
