@@ -17,12 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import select
 import shutil
-import socket
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _stats import fmt, machine, stats  # noqa: E402
 
-from snapsafe import genid  # noqa: E402
-from snapsafe.agent import protocol as p  # noqa: E402
+from snapsafe.bench.floors import criu_raw_once as raw_once  # noqa: E402
 from snapsafe.engines import Options, get_engine  # noqa: E402
 from snapsafe.engines.criu.binary import find_criu  # noqa: E402
 from snapsafe.engines.criu.snapshot import CriuSnapshot  # noqa: E402
@@ -49,67 +43,6 @@ def engine_once(snapshot: CriuSnapshot, lazy: bool) -> float:
     elapsed = (time.perf_counter() - start) * 1000
     assert result.ok, result.error
     clone.close()
-    return elapsed
-
-
-def _read_frames(sock: socket.socket, count: int, timeout: float = 60) -> None:
-    """Read ``count`` length-prefixed frames (their content does not matter here)."""
-    buffer = b""
-    deadline = time.monotonic() + timeout
-    while count:
-        while len(buffer) < 4 or len(buffer) < 4 + struct.unpack(">I", buffer[:4])[0]:
-            sock.settimeout(max(0.001, deadline - time.monotonic()))
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                raise RuntimeError("the raw clone closed its channel")
-            buffer += chunk
-        size = struct.unpack(">I", buffer[:4])[0]
-        buffer = buffer[4 + size:]
-        count -= 1
-
-
-def raw_once(snapshot: CriuSnapshot, lazy: bool, workdir: Path) -> float:
-    """A restore by hand: the same CRIU command line, no snapsafe code on the host side."""
-    criu = snapshot.criu
-    ext = snapshot.externals
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(mode=0o700)
-    ours, theirs = socket.socketpair()
-    out_r, out_w = os.pipe()
-    counter = genid.create_counter(initial=snapshot.base_generation)
-    counter_fd = os.open(counter, os.O_RDWR)
-    frames = (p.encode(p.Restored(clone_id="raw", generation=snapshot.base_generation + 1000,
-                                  entropy=os.urandom(32).hex()))
-              + p.encode(p.Invoke(request_id="raw", event={}, deadline_ms=int(time.time() * 1000) + 60000)))
-    cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", criu.path, "restore", "-D",
-           str(snapshot.images), "-W", str(workdir), "-o", "restore.log",
-           "--inherit-fd", f"fd[{theirs.fileno()}]:socket:[{ext.channel_inode}]",
-           "--inherit-fd", f"fd[{out_w}]:pipe:[{ext.output_inode}]",
-           "--inherit-fd", f"fd[{counter_fd}]:{ext.counter_path.lstrip('/')}"]
-    daemon = None
-    start = time.perf_counter()
-    if lazy:
-        ready_r, ready_w = os.pipe()
-        daemon = subprocess.Popen([criu.path, "lazy-pages", "-D", str(snapshot.images), "-W", str(workdir),
-                                   "-o", "lazy-pages.log", "--status-fd", str(ready_w)], pass_fds=(ready_w,))
-        os.close(ready_w)
-        select.select([ready_r], [], [], 30)
-        os.close(ready_r)
-        cmd.append("--lazy-pages")
-    proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(), out_w, counter_fd), stdout=subprocess.DEVNULL)
-    ours.sendall(frames)
-    _read_frames(ours, 2)  # unique, result
-    elapsed = (time.perf_counter() - start) * 1000
-    proc.kill()  # --kill-child: CRIU and the clone's namespace go with it
-    proc.wait()
-    if daemon is not None:
-        daemon.kill()
-        daemon.wait()
-    for fd in (out_r, out_w, counter_fd):
-        os.close(fd)
-    ours.close()
-    theirs.close()
-    genid.remove_counter(counter)
     return elapsed
 
 

@@ -2,23 +2,20 @@
 
     python benchmarks/generation_cost.py [--rounds 30] [--loops 200000]
 
-Each round times every candidate once (interleaved, so they share the machine's noise);
-per-call nanoseconds are reported as min/median/p99 over the rounds. Target (SPECIFICATION.md):
-generation() within 2x of the bare memoryview read.
+Per-call nanoseconds, min/median/p99 over interleaved rounds (snapsafe.bench.gencost).
+Target (SPECIFICATION.md): generation() within 2x of the bare memoryview read.
 """
 
 from __future__ import annotations
 
 import argparse
-import mmap
 import os
 import sys
-import timeit
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _stats import machine, stats  # noqa: E402
 
-import snapsafe  # noqa: E402
+from snapsafe.bench.gencost import measure  # noqa: E402
 
 
 def main() -> None:
@@ -26,23 +23,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--loops", type=int, default=200_000)
     args = parser.parse_args()
-
-    snapsafe.generation()  # map the counter first
-    page = mmap.mmap(-1, mmap.PAGESIZE)
-    view = memoryview(page).cast("I")
-    candidates = {
-        "snapsafe.generation()": ("generation()", {"generation": snapsafe.generation}),
-        "bare memoryview read": ("view[0]", {"view": view}),
-        "os.getpid()": ("getpid()", {"getpid": os.getpid}),
-        "os.urandom(16)": ("urandom(16)", {"urandom": os.urandom}),
-        "empty loop": ("pass", {}),
-    }
-    results: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(args.rounds):
-        for name, (stmt, namespace) in candidates.items():
-            loops = args.loops if name != "os.urandom(16)" else args.loops // 10
-            seconds = timeit.timeit(stmt, globals=namespace, number=loops)
-            results[name].append(seconds / loops * 1e9)
+    results = measure(args.rounds, args.loops)
     print(f"machine: {machine()}")
     print(f"{'call':24s} {'min':>8s} {'median':>8s} {'p99':>8s}  ns per call ({args.rounds} rounds)")
     for name, values in results.items():

@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,12 +24,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from _stats import fmt, machine, stats  # noqa: E402
 
-from snapsafe import restorers  # noqa: E402
-from snapsafe.agent import protocol as p  # noqa: E402
+from snapsafe.bench.floors import vm_raw_once as raw_once  # noqa: E402
 from snapsafe.engines import Options  # noqa: E402
 from snapsafe.engines.vm import VmEngine  # noqa: E402
-from snapsafe.engines.vm.qemu import command_line  # noqa: E402
-from snapsafe.engines.vm.qmp import Qmp  # noqa: E402
 
 
 def engine_once(snap) -> tuple[float, dict[str, float]]:  # type: ignore[no-untyped-def]
@@ -44,47 +38,6 @@ def engine_once(snap) -> tuple[float, dict[str, float]]:  # type: ignore[no-unty
     timings = dict(clone.timings)
     clone.close()
     return elapsed, timings
-
-
-def raw_once(snap) -> float:  # type: ignore[no-untyped-def]
-    """Plain Popen of QEMU with the same command line; no engine code on the path."""
-    qmp_ours, qmp_theirs = socket.socketpair()
-    ctl_ours, ctl_theirs = socket.socketpair()
-    ram_fd, state_fd = snap.open_ram(), snap.open_state()
-    argv = command_line(snap.spec, ram_fd=ram_fd, share=False, qmp_fd=qmp_theirs.fileno(),
-                        ctl_fd=ctl_theirs.fileno(), vmgenid=str(uuid.uuid4()), incoming=True) + ["-S"]
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            pass_fds=(qmp_theirs.fileno(), ctl_theirs.fileno(), ram_fd, state_fd))
-    qmp_theirs.close()
-    ctl_theirs.close()
-    try:
-        qmp = Qmp(qmp_ours)
-        qmp.execute("migrate-set-capabilities", {"capabilities": [{"capability": "x-ignore-shared", "state": True}]})
-        qmp.execute("migrate-incoming", {"uri": f"fd:{state_fd}"})
-        qmp.wait_migration()
-        qmp.execute("cont")
-        conn = p.Connection(p.ORCHESTRATOR, state=p.SNAPSHOTTABLE)
-
-        def ask(event: p.Event) -> p.Event:
-            ctl_ours.sendall(conn.send(event))
-            while (reply := conn.next_event()) is p.NEED_DATA:
-                conn.receive_data(ctl_ours.recv(65536))
-            return reply  # type: ignore[return-value]
-
-        assert isinstance(ask(p.Restored(clone_id="raw", generation=1, entropy="", disable=list(restorers.NAMES))),
-                          p.Unique)
-        assert isinstance(ask(p.Invoke(request_id="raw", event={}, deadline_ms=int(time.time() * 1000) + 60000)),
-                          p.Result)
-        elapsed = (time.perf_counter() - start) * 1000
-    finally:
-        proc.kill()
-        proc.wait()
-        for fd in (ram_fd, state_fd):
-            os.close(fd)
-        qmp_ours.close()
-        ctl_ours.close()
-    return elapsed
 
 
 def pss_mb(pid: int) -> float:

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "snapsafe.commands.doctor",
     "snapsafe.commands.audit",
     "snapsafe.commands.leaks",
+    "snapsafe.commands.bench",
 )
 
 

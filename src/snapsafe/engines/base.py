@@ -290,6 +290,11 @@ class Clone(_Closing, abc.ABC):
             genid.remove_counter(self.counter_path)
 
     @property
+    def host_pid(self) -> int | None:
+        """The clone's main process as the orchestrator's PID namespace sees it (for /proc)."""
+        return self.pid
+
+    @property
     def logs(self) -> list[str]:
         """The clone's last lines of output."""
         return list(self.output.lines) if self.output else []

@@ -70,6 +70,27 @@ class CriuClone(Clone):
         self.timings["ready_ms"] = ready_ms
         self.timings["restore_ms"] = ready_ms - self.timings.get("unique_ms", 0.0)
 
+    @property
+    def host_pid(self) -> int | None:
+        """The restored process in the host's PID namespace: the descendant of our `unshare` whose
+        innermost PID (NSpid) is the template's."""
+        if self.restore_process is None:
+            return None
+        todo = [self.restore_process.process.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+                if len(nspid) > 1 and int(nspid[-1]) == self.pid:
+                    return pid
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+            except (OSError, ValueError):
+                continue
+        return None
+
     def _exit_reason(self) -> str:
         if self.restore_process is None:
             return "the restore did not start"
