@@ -163,10 +163,13 @@ def test_crashed_clone_is_reported_and_replaced(behaviours):
 
 def test_more_than_max_clones_concurrent_is_429(behaviours):
     client = behaviours.lambda_client()
-    sleep = json.dumps({"action": "sleep", "seconds": 0.8})
+    sleep = json.dumps({"action": "sleep", "seconds": 0.9})
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         slow = [pool.submit(client.invoke, FunctionName="function", Payload=sleep) for _ in range(2)]
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while json.loads(behaviours.get("/health")[1])["clones"]["busy"] < 2:  # both clones taken
+            assert time.monotonic() < deadline, "the two slow invocations never ran together"
+            time.sleep(0.02)
         with pytest.raises(ClientError) as info:
             client.invoke(FunctionName="function", Payload=b"{}")
         assert info.value.response["Error"]["Code"] == "TooManyRequestsException"
