@@ -163,7 +163,8 @@ def test_crashed_clone_is_reported_and_replaced(behaviours):
 
 def test_more_than_max_clones_concurrent_is_429(behaviours):
     client = behaviours.lambda_client()
-    sleep = json.dumps({"action": "sleep", "seconds": 0.9})
+    client.invoke(FunctionName="function", InvocationType="DryRun")  # botocore's first call loads its models
+    sleep = json.dumps({"action": "sleep", "seconds": 2})
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         slow = [pool.submit(client.invoke, FunctionName="function", Payload=sleep) for _ in range(2)]
         deadline = time.monotonic() + 10
