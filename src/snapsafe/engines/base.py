@@ -138,6 +138,50 @@ class Template(_Closing, abc.ABC):
         where = self.target.rsplit(":", 1)[0]
         return os.path.splitext(os.path.basename(where))[0].rsplit(".", 1)[-1] or "function"
 
+    # -- the conversation every engine has with its template's agent ----------------------------
+    channel: Channel | None = None
+    sandbox_name = "template process"  # how errors name the sandbox ("guest" for a VM)
+
+    def _exit_reason(self) -> str:
+        """How the sandbox ended, for error messages (e.g. 'exited with code 3')."""
+        return "ended"
+
+    def _last_output(self) -> str:
+        """The sandbox's last lines of output, as '; last output: ...' (or '')."""
+        return ""
+
+    def receive_hello(self, start: float) -> p.Hello:
+        """Wait for ``hello`` (init done); every failure is an :class:`InitError` (the caller closes)."""
+        assert self.channel is not None
+        try:
+            hello = self.channel.receive(timeout=self.options.init_timeout)
+        except ChannelTimeout:
+            raise InitError(f"{self.target}: initialisation did not finish within {self.options.init_timeout:g} s"
+                            + self._last_output()) from None
+        except ChannelClosed:
+            raise InitError(f"{self.target}: the {self.sandbox_name} {self._exit_reason()} during initialisation"
+                            + self._last_output()) from None
+        if isinstance(hello, p.Fatal):
+            raise InitError(f"{self.target}: {hello.message}", error_type=hello.error_type, details=hello.traceback)
+        assert isinstance(hello, p.Hello)
+        self.timings["init_ms"] = hello.init_ms
+        self.timings["cold_start_ms"] = (time.perf_counter() - start) * 1000
+        return hello
+
+    def request_ready(self) -> p.Ready:
+        """``prepare`` -> ``ready``; every failure is a :class:`SnapshotError`."""
+        assert self.channel is not None
+        try:
+            ready = self.channel.request(self.prepare_event(), timeout=self.options.init_timeout)
+        except (ChannelClosed, ChannelTimeout) as err:
+            raise SnapshotError(f"{self.target}: the {self.sandbox_name} failed while preparing the snapshot: "
+                                f"{err} ({self._exit_reason()}){self._last_output()}") from err
+        if isinstance(ready, p.Fatal):
+            raise SnapshotError(f"{self.target}: {ready.message}", error_type=ready.error_type,
+                                details=ready.traceback)
+        assert isinstance(ready, p.Ready)
+        return ready
+
     def prepare_event(self) -> p.Prepare:
         """The ``prepare`` message every engine sends before its snapshot."""
         secret, control = self.options.leak_canaries or ("", "")

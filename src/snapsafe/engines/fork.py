@@ -26,11 +26,9 @@ from snapsafe.engines.base import (
     Clone,
     CloneFailed,
     Engine,
-    InitError,
     Options,
     SandboxError,
     Snapshot,
-    SnapshotError,
     Template,
 )
 from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
@@ -92,24 +90,10 @@ class ForkTemplate(Template):
         self.output = OutputPump(out_r, "template", self.options.output)
         self.channel = Channel(ours)
         try:
-            hello = self.channel.receive(timeout=self.options.init_timeout)
-        except ChannelTimeout:
-            self.close()
-            raise InitError(f"{target}: initialisation did not finish within {self.options.init_timeout:g} s") from None
-        except ChannelClosed:
-            self.close()
-            raise InitError(f"{target}: the template process {self._exit_reason()} during initialisation"
-                            + self._last_output()) from None
+            self.pid = self.receive_hello(start).pid
         except BaseException:
             self.close()
             raise
-        if isinstance(hello, p.Fatal):
-            self.close()
-            raise InitError(f"{target}: {hello.message}", error_type=hello.error_type, details=hello.traceback)
-        assert isinstance(hello, p.Hello)
-        self.pid = hello.pid
-        self.timings["cold_start_ms"] = (time.perf_counter() - start) * 1000
-        self.timings["init_ms"] = hello.init_ms
 
     def _exit_reason(self) -> str:
         if self.process is None:
@@ -133,15 +117,7 @@ class ForkTemplate(Template):
         if self._snapshot is not None:
             raise SandboxError("a fork template is snapshotted once; start a new template for another snapshot")
         start = time.perf_counter()
-        try:
-            ready = self.channel.request(self.prepare_event(), timeout=self.options.init_timeout)
-        except (ChannelClosed, ChannelTimeout) as err:
-            raise SnapshotError(f"{self.target}: the template failed while preparing the snapshot: {err} "
-                                f"({self._exit_reason()})") from err
-        if isinstance(ready, p.Fatal):
-            raise SnapshotError(f"{self.target}: {ready.message}", error_type=ready.error_type,
-                                details=ready.traceback)
-        assert isinstance(ready, p.Ready)
+        ready = self.request_ready()
         self._snapshot = ForkSnapshot(self, ready)
         self._snapshot.timings["prepare_ms"] = ready.prepare_ms
         self._snapshot.timings["snapshot_ms"] = (time.perf_counter() - start) * 1000

@@ -22,8 +22,8 @@ from typing import Any
 
 from snapsafe import genid
 from snapsafe.agent import protocol as p
-from snapsafe.engines.base import InitError, Options, SandboxError, SnapshotError, Template
-from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
+from snapsafe.engines.base import Options, SandboxError, SnapshotError, Template
+from snapsafe.engines.channel import Channel, ChannelClosed
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import DumpFailed, Externals, dump
 from snapsafe.engines.criu.snapshot import CriuSnapshot, private_tmpfs_dir
@@ -48,26 +48,12 @@ class CriuTemplate(Template):
         start = time.perf_counter()
         try:
             self._start_agent(target)
-            hello = self.channel.receive(timeout=self.options.init_timeout)  # type: ignore[union-attr]
-        except ChannelTimeout:
-            self.close()
-            raise InitError(f"{target}: initialisation did not finish within {self.options.init_timeout:g} s") from None
-        except ChannelClosed:
-            reason = self._exit_reason()
-            self.close()
-            raise InitError(f"{target}: the template process {reason} during initialisation"
-                            + self._last_output()) from None
+            hello = self.receive_hello(start)
         except BaseException:
             self.close()
             raise
-        if isinstance(hello, p.Fatal):
-            self.close()
-            raise InitError(f"{target}: {hello.message}", error_type=hello.error_type, details=hello.traceback)
-        assert isinstance(hello, p.Hello)
         self.pid = hello.pid
         self.python = hello.python
-        self.timings["cold_start_ms"] = (time.perf_counter() - start) * 1000
-        self.timings["init_ms"] = hello.init_ms
 
     def _start_agent(self, target: str) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -112,17 +98,7 @@ class CriuTemplate(Template):
         """``prepare`` -> ``ready``, once (a failed dump leaves the template prepared, ready to retry)."""
         if self.ready is not None:
             return self.ready
-        assert self.channel is not None
-        try:
-            ready = self.channel.request(self.prepare_event(),
-                                         timeout=self.options.init_timeout)
-        except (ChannelClosed, ChannelTimeout) as err:
-            raise SnapshotError(f"{self.target}: the template failed while preparing the snapshot: {err} "
-                                f"({self._exit_reason()})") from err
-        if isinstance(ready, p.Fatal):
-            raise SnapshotError(f"{self.target}: {ready.message}", error_type=ready.error_type,
-                                details=ready.traceback)
-        assert isinstance(ready, p.Ready)
+        ready = self.request_ready()
         self.ready = ready
         return ready
 

@@ -38,7 +38,7 @@ from snapsafe.engines.base import (
     SnapshotError,
     Template,
 )
-from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
+from snapsafe.engines.channel import Channel
 from snapsafe.engines.manifest import SnapshotFormatError, load_manifest, write_snapshot_dir
 from snapsafe.engines.vm import image as images
 from snapsafe.engines.vm import qemu
@@ -143,6 +143,14 @@ class VmEngine(Engine):
 
 
 class VmTemplate(Template):
+    sandbox_name = "guest"
+
+    def _exit_reason(self) -> str:
+        return f"ended ({self.machine.describe()})" if self.machine is not None else "did not start"
+
+    def _last_output(self) -> str:
+        return self.machine.last_output() if self.machine is not None else ""
+
     def __init__(self, target: str, options: Options, boot_timeout: float) -> None:
         super().__init__(target, options)
         self.machine: Machine | None = None
@@ -184,35 +192,15 @@ class VmTemplate(Template):
                                    f"{self.accel} ({reason}){self.machine.last_output()}")
         self.timings["boot_ms"] = (time.perf_counter() - boot) * 1000
         self.channel = Channel(self.machine.ctl)
-        try:
-            hello = self.channel.receive(timeout=self.options.init_timeout)
-        except ChannelTimeout:
-            raise InitError(f"{self.target}: initialisation did not finish within "
-                            f"{self.options.init_timeout:g} s{self.machine.last_output()}") from None
-        except ChannelClosed:
-            raise InitError(f"{self.target}: the guest ended during initialisation ({self.machine.describe()})"
-                            f"{self.machine.last_output()}") from None
-        if isinstance(hello, p.Fatal):
-            raise InitError(f"{self.target}: {hello.message}", error_type=hello.error_type, details=hello.traceback)
-        assert isinstance(hello, p.Hello)
+        self.receive_hello(start)
         self.pid = self.machine.pid
-        self.timings["init_ms"] = hello.init_ms
-        self.timings["cold_start_ms"] = (time.perf_counter() - start) * 1000
 
     def snapshot(self, directory: str | None = None) -> VmSnapshot:
         if self.snapshotted or self.machine is None or self.channel is None or self.ram_fd is None:
             raise SandboxError("a VM template is snapshotted once (its RAM file becomes the snapshot); "
                                "start a new template for another snapshot")
         start = time.perf_counter()
-        try:
-            ready = self.channel.request(self.prepare_event(), timeout=self.options.init_timeout)
-        except (ChannelClosed, ChannelTimeout) as err:
-            raise SnapshotError(f"{self.target}: the guest failed while preparing the snapshot: {err} "
-                                f"({self.machine.describe()}){self.machine.last_output()}") from None
-        if isinstance(ready, p.Fatal):
-            raise SnapshotError(f"{self.target}: {ready.message}", error_type=ready.error_type,
-                                details=ready.traceback)
-        assert isinstance(ready, p.Ready)
+        ready = self.request_ready()
         prepared = time.perf_counter()
         state_fd = os.memfd_create("snapsafe-vm-state", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
