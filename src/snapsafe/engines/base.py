@@ -193,6 +193,44 @@ class Template(_Closing, abc.ABC):
         write them to ``directory`` (atomically, see ``engines/manifest.py``) when it is given."""
 
 
+class ProcessTemplate(Template):
+    """A template that is a host process (``process``) whose output an :class:`OutputPump` reads."""
+
+    process: Any = None  # subprocess.Popen
+    output: OutputPump | None = None
+
+    def _exit_reason(self) -> str:
+        import subprocess
+
+        if self.process is None:
+            return "did not start"
+        try:
+            return describe_returncode(self.process.wait(2))
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+
+    def _last_output(self) -> str:
+        if self.output is None:
+            return ""
+        self.output.join()
+        tail = list(self.output.lines)[-5:]
+        return ("; last output: " + " | ".join(tail)) if tail else ""
+
+
+def describe_returncode(returncode: int | None) -> str:
+    """'exited with code 3', 'killed by SIGKILL', ... for a subprocess-style return code."""
+    import signal
+
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
 class Snapshot(_Closing, abc.ABC):
     """A post-init snapshot; every restore gives a clone with a generation of its own."""
 

@@ -27,24 +27,14 @@ from snapsafe.engines.base import (
     CloneFailed,
     Engine,
     Options,
+    ProcessTemplate,
     SandboxError,
     Snapshot,
-    Template,
+    describe_returncode,
 )
 from snapsafe.engines.channel import Channel, ChannelClosed, ChannelTimeout
 from snapsafe.engines.output import OutputPump
 from snapsafe.errors import UsageError
-
-
-def describe_returncode(returncode: int | None) -> str:
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exited with code {returncode}"
 
 
 class ForkEngine(Engine):
@@ -57,7 +47,7 @@ class ForkEngine(Engine):
         return ForkTemplate(target, self.options)
 
 
-class ForkTemplate(Template):
+class ForkTemplate(ProcessTemplate):
     def __init__(self, target: str, options: Options) -> None:
         super().__init__(target, options)
         self._snapshot: ForkSnapshot | None = None
@@ -95,20 +85,6 @@ class ForkTemplate(Template):
             self.close()
             raise
 
-    def _exit_reason(self) -> str:
-        if self.process is None:
-            return "did not start"
-        try:
-            return describe_returncode(self.process.wait(2))
-        except subprocess.TimeoutExpired:
-            return "stopped answering"
-
-    def _last_output(self) -> str:
-        if self.output is None:
-            return ""
-        self.output.join()
-        tail = list(self.output.lines)[-5:]
-        return ("; last output: " + " | ".join(tail)) if tail else ""
 
     def snapshot(self, directory: str | None = None) -> ForkSnapshot:
         if directory is not None:

@@ -22,10 +22,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from snapsafe.engines.base import describe_returncode
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import criu_errors
 from snapsafe.engines.criu.spawn import spawn
-from snapsafe.engines.fork import describe_returncode
 
 
 class RestoreFailed(Exception):

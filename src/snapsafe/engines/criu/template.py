@@ -22,17 +22,16 @@ from typing import Any
 
 from snapsafe import genid
 from snapsafe.agent import protocol as p
-from snapsafe.engines.base import Options, SandboxError, SnapshotError, Template
+from snapsafe.engines.base import Options, ProcessTemplate, SandboxError, SnapshotError
 from snapsafe.engines.channel import Channel, ChannelClosed
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import DumpFailed, Externals, dump
 from snapsafe.engines.criu.snapshot import CriuSnapshot, private_tmpfs_dir
-from snapsafe.engines.fork import describe_returncode
 from snapsafe.engines.manifest import write_snapshot_dir
 from snapsafe.engines.output import OutputPump
 
 
-class CriuTemplate(Template):
+class CriuTemplate(ProcessTemplate):
     def __init__(self, target: str, options: Options, criu: Criu) -> None:
         super().__init__(target, options)
         self.criu = criu
@@ -78,20 +77,6 @@ class CriuTemplate(Template):
         self.output = OutputPump(out_r, "template", self.options.output)
         self.channel = Channel(ours)
 
-    def _exit_reason(self) -> str:
-        if self.process is None:
-            return "did not start"
-        try:
-            return describe_returncode(self.process.wait(2))
-        except subprocess.TimeoutExpired:
-            return "stopped answering"
-
-    def _last_output(self) -> str:
-        if self.output is None:
-            return ""
-        self.output.join()
-        tail = list(self.output.lines)[-5:]
-        return ("; last output: " + " | ".join(tail)) if tail else ""
 
     # -- snapshot -------------------------------------------------------------------------------
     def _prepare(self) -> p.Ready:

@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 
-from snapsafe.engines.fork import describe_returncode
+from snapsafe.engines.base import describe_returncode
 from snapsafe.engines.output import OutputPump, Sink
 from snapsafe.engines.vm import qemu
 from snapsafe.engines.vm.image import BOOT_MARKER
