@@ -243,13 +243,13 @@ class LambdaRuntime:
         elif kind == "init_error":
             self._send(sock, accepted)
             error = request.json()
-            raise FunctionFailed(request.headers.get("lambda-runtime-function-error-type", "Runtime.InitError"),
-                                 _error_message(error), _traceback(error))
+            error_type = request.headers.get("lambda-runtime-function-error-type", "Runtime.InitError")
+            raise FunctionFailed(error_type, f"{error_type}: {_error_message(error)}", _traceback(error))
         elif kind == "restore_error":
             self._send(sock, accepted)
             error = request.json()
-            raise FunctionFailed(request.headers.get("lambda-runtime-function-error-type", AFTER_RESTORE_ERROR),
-                                 _error_message(error), _traceback(error))
+            error_type = request.headers.get("lambda-runtime-function-error-type", AFTER_RESTORE_ERROR)
+            raise FunctionFailed(error_type, f"{error_type}: {_error_message(error)}", _traceback(error))
         elif kind == "snapsafe_restored":
             self._send(sock, api.response(200, self.restored_info))
         else:
