@@ -97,7 +97,7 @@ def dump(criu: Criu, pid: int, images: Path, workdir: Path, externals: Externals
         reason = criu_errors(log) or result.stderr.strip() or f"exit code {result.returncode}"
         if "Can't get 1:16 opt" in reason:  # SO_PASSCRED on a TCP socket: EOPNOTSUPP since Linux 6.16
             raise DumpFailed(f"this CRIU cannot dump TCP sockets on Linux {os.uname().release} ({reason}); "
-                             "rebuild it with scripts/criu-patches/ (sudo bash scripts/install-criu.sh --rebuild)")
+                             "rebuild it with the fix in scripts/criu-patches/: sudo bash scripts/install-criu.sh")
         if "No space left on device" in reason or "ENOSPC" in reason:
             raise DumpFailed(f"no space left on the device of {images.parent} while writing the images")
         raise DumpFailed(reason)
