@@ -37,9 +37,15 @@ usable() {  # usable PATH: version >= MIN_VERSION and `criu check` passes
     "$1" check >/dev/null 2>&1
 }
 
+# Fixes applied to CRIU's source before building (scripts/criu-patches/*.patch): a cached build
+# without them is built again. 0001: Linux >= 6.16 refuses SO_PASSCRED on TCP sockets, which made
+# every dump of a TCP socket fail (--runtime lambda dumps loopback TCP connections).
+patch_dir="$(cd "$(dirname "$0")" && pwd)/criu-patches"
+patches=$(cd "$patch_dir" 2>/dev/null && ls *.patch 2>/dev/null | tr '\n' ' ')
+
 # 1. Already built (the common case on a second run).
 for built in $(ls -d "$CACHE"/criu-*/criu 2>/dev/null | sort -V -r); do
-    if usable "$built"; then
+    if usable "$built" && grep -qF "patches: $patches" "$(dirname "$built")/SOURCE" 2>/dev/null; then
         say "CRIU $(criu_version "$built") is ready at $built (criu check: looks good)"
         exit 0
     fi
@@ -104,6 +110,9 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${
 say "building CRIU $version (make -j$(nproc) criu, about 30 s)"
 tar -xf "$tarball" -C "$build/src"
 srcdir=$(ls -d "$build"/src/criu-*/ | head -n1)
+for p in $patches; do
+    patch -p1 -d "$srcdir" < "$patch_dir/$p" >/dev/null || die "applying scripts/criu-patches/$p failed"
+done
 if ! make -C "$srcdir" -j"$(nproc)" criu RUNDIR="$RUNDIR" >"$build/make.log" 2>&1; then
     tail -n 30 "$build/make.log" >&2
     die "building CRIU $version failed (log above)"
@@ -113,7 +122,7 @@ target="$CACHE/criu-$version"
 rm -rf "$target.partial"
 mkdir -p -m 0755 "$target.partial"
 install -m 0755 "$srcdir/criu/criu" "$target.partial/criu"
-echo "CRIU $version built from Debian trixie's criu_$version.orig tarball, RUNDIR=$RUNDIR" > "$target.partial/SOURCE"
+echo "CRIU $version built from Debian trixie's criu_$version.orig tarball, RUNDIR=$RUNDIR, patches: $patches" > "$target.partial/SOURCE"
 rm -rf "$target"
 mv "$target.partial" "$target"
 

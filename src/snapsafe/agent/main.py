@@ -107,6 +107,8 @@ class Agent:
         self.restore_hook: Callable[[p.Restored], dict[str, Any]] | None = None
         #: engine-specific step run last before `ready` (after hooks and secrets)
         self.prepare_hook: Callable[[], None] | None = None
+        #: --runtime lambda: the function runs in AWS's runtime client behind a Runtime API (lambda_runtime.py)
+        self.runtime: Any = None
 
     # -- plumbing ---------------------------------------------------------------------------
     def send(self, event: p.Event) -> None:
@@ -126,8 +128,17 @@ class Agent:
     # -- life ---------------------------------------------------------------------------------
     def run(self) -> int:
         start = time.perf_counter()
+        if self.runtime is not None:
+            from snapsafe.agent.lambda_runtime import FunctionFailed
+
+            try:
+                self.runtime.start()
+            except FunctionFailed as err:
+                self.send(p.Fatal(error_type=err.error_type, message=str(err), traceback=err.traceback))
+                return EXIT_INIT_FAILED
         try:
-            self.handler = load(self.target)
+            if self.runtime is None:
+                self.handler = load(self.target)
         except TargetLoadError as err:
             self.fatal(f"Runtime.{'ImportModuleError' if err.kind != 'init' else 'InitError'}", err)
             return EXIT_INIT_FAILED
@@ -144,6 +155,8 @@ class Agent:
             self.reap_children()
 
     def stop(self) -> int:
+        if self.runtime is not None:
+            self.runtime.stop()
         for pid in [pid for pid, rc in self.children.items() if rc is None]:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -171,6 +184,8 @@ class Agent:
                 "start threads in an after-restore hook, or pass --allow-threads if they may be lost"))
             return False
         generation = snapsafe.generation()  # the sandbox's counter exists before the snapshot
+        if self.runtime is not None and not self.runtime_step(self.runtime.prepare):
+            return False
         planted = self.plant_canaries(event)
         try:
             hooks_run = len(snapsafe.hooks.before_snapshot_hooks())
@@ -271,6 +286,8 @@ class Agent:
             self.counter = counter
             notes = self.restore_hook(event) if self.restore_hook else {}
             snapsafe.restore_uniqueness(event.generation, bytes.fromhex(event.entropy), event.disable)
+            if self.runtime is not None and not self.runtime_step(self.runtime.restore, event):
+                return False  # the function's after-restore hooks failed: answered with Lambda's error
         except snapsafe.HookError as err:
             self.fatal(err.error_type, err)
             return False
@@ -285,7 +302,20 @@ class Agent:
                            pid=os.getpid(), counter_path=counter, restorers=ran, notes=notes))
         return True
 
+    def runtime_step(self, step: Callable[..., Any], *args: Any) -> bool:
+        """Run a step of the Lambda runtime; its failure (Lambda's error type) becomes ``fatal``."""
+        from snapsafe.agent.lambda_runtime import FunctionFailed
+
+        try:
+            step(*args)
+        except FunctionFailed as err:
+            self.send(p.Fatal(error_type=err.error_type, message=str(err), traceback=err.traceback))
+            return False
+        return True
+
     def on_invoke(self, event: p.Invoke) -> bool:
+        if self.runtime is not None:
+            return self.invoke_runtime(event)
         assert self.handler is not None
         context = LambdaContext(event.request_id, event.function_name, event.memory_mb,
                                 event.invoked_function_arn, event.deadline_ms, self.clone_id)
@@ -317,6 +347,26 @@ class Agent:
         return True
 
 
+    def invoke_runtime(self, event: p.Invoke) -> bool:
+        """--runtime lambda: the invocation goes to the function process through the Runtime API."""
+        from snapsafe.agent.lambda_runtime import FunctionFailed
+
+        start = time.perf_counter()
+        try:
+            ok, payload, error = self.runtime.invoke(event)
+        except FunctionFailed as err:
+            self.send(p.Fatal(error_type=err.error_type, message=str(err), traceback=err.traceback))
+            return False
+        fingerprint = None
+        if event.fingerprint:
+            from snapsafe.agent import fingerprint as fp
+
+            fingerprint = fp.collect(payload if ok else (error or {}).get("errorType"))
+        self.send(p.Result(request_id=event.request_id, ok=ok, payload=payload, error=error,
+                           duration_ms=(time.perf_counter() - start) * 1000, fingerprint=fingerprint))
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snapsafe.agent", description=__doc__)
     parser.add_argument("--target", required=True)
@@ -327,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vm-guest", action="store_true",
                         help="in a VM guest: after a restore, reseed the guest kernel's RNG with the host entropy "
                              "and set the clock to the host's")
+    parser.add_argument("--runtime", choices=("python", "lambda"), default="python",
+                        help="lambda: run TARGET (module.function) in AWS's runtime client behind a Runtime API")
+    parser.add_argument("--function-name", default="", help="--runtime lambda: AWS_LAMBDA_FUNCTION_NAME")
+    parser.add_argument("--memory", type=int, default=128, help="--runtime lambda: AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole foreground process group; the orchestrator alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -337,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         transport = SocketTransport(socket.socket(fileno=args.fd))
     agent = Agent(transport, args.target, args.mode)
+    if args.runtime == "lambda":
+        from snapsafe.agent.lambda_runtime import LambdaRuntime
+
+        agent.runtime = LambdaRuntime(args.target, args.function_name, args.memory)
     if args.vm_guest:
         from snapsafe.agent import vmguest
 

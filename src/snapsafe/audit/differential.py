@@ -110,7 +110,7 @@ def analyse(cold: list[dict[str, Any]], clones: list[tuple[str, dict[str, Any]]]
 
 
 def cold_fingerprints(target: str, event: Any, count: int, env: dict[str, str] | None = None,
-                      timeout: float = 300) -> list[dict[str, Any]]:
+                      timeout: float = 300, cwd: str | None = None) -> list[dict[str, Any]]:
     """Run ``count`` ordinary processes of ``target`` (no snapshot) and collect their fingerprints."""
     import os
 
@@ -120,7 +120,7 @@ def cold_fingerprints(target: str, event: Any, count: int, env: dict[str, str] |
     prints = []
     for _ in range(count):
         proc = subprocess.run([sys.executable, "-m", "snapsafe.agent.cold", target, json.dumps(event)],
-                              capture_output=True, text=True, timeout=timeout, env=full_env)
+                              capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise _InitError(f"{target}: {last}", error_type="Runtime.InitError", details=proc.stderr)

@@ -45,7 +45,12 @@ def audit(args: argparse.Namespace) -> int:
     options.output = None if args.json else options.output
     stop_on_sigterm()
     try:
-        cold = cold_fingerprints(args.target, event, args.cold)
+        if options.runtime == "lambda":  # cold starts import the handler the ordinary way
+            from snapsafe.commands.common import lambda_target
+
+            cold = cold_fingerprints(lambda_target(args.target), event, args.cold, cwd=options.cwd)
+        else:
+            cold = cold_fingerprints(args.target, event, args.cold)
         with get_engine(args.engine, options).start(args.target) as template, template.snapshot() as snapshot:
             clones, errors = clone_fingerprints(snapshot, event, args.clones, args.timeout)
         leak = None

@@ -29,6 +29,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="switch a built-in restorer off (repeatable; 'all' for every one)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                         help="VM engine: auto picks KVM only where it is hardware KVM, else TCG (default auto)")
+    parser.add_argument("--runtime", choices=("python", "lambda"), default="python",
+                        help="lambda: TARGET is Lambda's handler (module.function), run by AWS's runtime client "
+                             "(awslambdaric) under SnapStart; needs --engine criu or vm (docs/snapstart.md)")
+    parser.add_argument("--code", metavar="DIR", help="--runtime lambda: the function's code (default: the current "
+                                                      "directory), as LAMBDA_TASK_ROOT")
 
 
 def engine_options(args: argparse.Namespace) -> Options:
@@ -45,8 +50,41 @@ def engine_options(args: argparse.Namespace) -> Options:
     lazy = getattr(args, "lazy", False)
     if lazy and args.engine == "fork":
         raise UsageError("--lazy needs an engine that restores memory from images (--engine criu)")
+    runtime = getattr(args, "runtime", "python")
+    code = getattr(args, "code", None)
+    if runtime == "lambda":
+        code = check_lambda_handler(args.target, code)
+        if args.engine == "fork":
+            raise UsageError("--runtime lambda needs --engine criu or --engine vm: the fork engine clones the "
+                             "agent only, not the runtime client's process")
+    elif code:
+        raise UsageError("--code is for --runtime lambda")
     return Options(function_name=args.function_name, memory_mb=args.memory, allow_threads=args.allow_threads,
-                   disable_restorers=disabled, accel=args.accel, lazy_restore=lazy)
+                   disable_restorers=disabled, accel=args.accel, lazy_restore=lazy, runtime=runtime, cwd=code)
+
+
+def check_lambda_handler(handler: str, code: str | None) -> str:
+    """Resolve ``module.function`` in ``code`` (default: the current directory) as Lambda resolves
+    ``_HANDLER`` in LAMBDA_TASK_ROOT; returns the absolute code directory."""
+    import os
+
+    root = os.path.abspath(code or os.getcwd())
+    if not os.path.isdir(root):
+        raise UsageError(f"--code {code}: not a directory")
+    module, dot, function = handler.rpartition(".")
+    if not dot or not module or not function.isidentifier() or ":" in handler:
+        raise UsageError(f"handler {handler!r} must look like module.function (Lambda's handler setting, "
+                         "e.g. app.handler)")
+    path = os.path.join(root, *module.replace("/", ".").split("."))
+    if not (os.path.isfile(path + ".py") or os.path.isfile(os.path.join(path, "__init__.py"))):
+        raise UsageError(f"handler {handler!r}: no {module.replace('.', '/')}.py in {root} (pass --code DIR)")
+    return root
+
+
+def lambda_target(handler: str) -> str:
+    """Lambda's ``pkg/mod.fn`` as snapsafe's ``pkg.mod:fn`` (for ordinary imports: cold starts, image builds)."""
+    module, _, function = handler.rpartition(".")
+    return f"{module.replace('/', '.')}:{function}"
 
 
 def parse_event(text: str | None) -> Any:

@@ -77,6 +77,16 @@ class Options:
     #: audit --leaks: (secret canary, control canary) as hex, planted before the snapshot
     leak_canaries: tuple[str, str] | None = None
     lazy_restore: bool = False  # criu: clones' memory served on demand by `criu lazy-pages`
+    #: "python": TARGET is imported by the agent; "lambda": TARGET is Lambda's handler string
+    #: (module.function), run by AWS's runtime client behind the agent's Runtime API (agent/lambda_runtime.py)
+    runtime: str = "python"
+
+    def agent_args(self) -> list[str]:
+        """The agent's command-line options for ``runtime``."""
+        if self.runtime != "lambda":
+            return []
+        args = ["--runtime", "lambda", "--memory", str(self.memory_mb)]
+        return args + (["--function-name", self.function_name] if self.function_name else [])
 
 
 @dataclasses.dataclass

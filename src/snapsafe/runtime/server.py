@@ -37,6 +37,11 @@ class FunctionConfig:
     max_queued_events: int = 1000
 
 
+#: Restore failures caused by the function's code (its after-restore hooks), which Lambda reports as
+#: function errors (200, X-Amz-Function-Error), not as service errors.
+FUNCTION_RESTORE_ERRORS = frozenset({"Runtime.AfterRestoreError", "Runtime.ExitError"})
+
+
 def service_error(status: int, error_type: str, message: str, request_id: str | None = None) -> web.Response:
     """An error as the Lambda service reports it (not a function error)."""
     return web.json_response({"Type": "User", "message": message}, status=status,
@@ -163,6 +168,10 @@ class InvokeApi:
             return service_error(503, "ServiceException", str(err), request_id)
         except CloneFailed as err:  # a restore failed
             self.metrics.errors.labels(self.config.name, err.error_type).inc()
+            if err.error_type in FUNCTION_RESTORE_ERRORS:  # the function's own code failed: a function error
+                return web.Response(body=json.dumps({"errorType": err.error_type, "errorMessage": str(err)}).encode(),
+                                    status=200, content_type="application/json",
+                                    headers={**self._headers(request_id), "X-Amz-Function-Error": "Unhandled"})
             return service_error(502, "ServiceException", f"could not restore a clone: {err}", request_id)
         headers = self._headers(request_id)
         if not ok:

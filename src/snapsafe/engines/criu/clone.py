@@ -49,7 +49,8 @@ class CriuClone(Clone):
         start = time.perf_counter()
         try:
             self.restore_process = RestoreProcess(snap.criu, snap.images, self.workdir, inherit, lazy=lazy,
-                                                  timeout=self.options.restore_timeout)
+                                                  timeout=self.options.restore_timeout,
+                                                  extra=snap.info.get("criu_options", []))
         except RestoreFailed as err:
             raise CloneFailed(f"{self.id}: {err}") from None
         finally:

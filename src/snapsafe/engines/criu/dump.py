@@ -77,7 +77,8 @@ def criu_errors(log: Path, limit: int = 2) -> str:
     return "; ".join(errors[:limit])
 
 
-def dump(criu: Criu, pid: int, images: Path, workdir: Path, externals: Externals) -> float:
+def dump(criu: Criu, pid: int, images: Path, workdir: Path, externals: Externals,
+         extra: tuple[str, ...] | list[str] = ()) -> float:
     """Dump the process tree of ``pid`` into ``images``; returns the time taken (ms).
 
     Without ``--leave-running``: after a successful dump CRIU kills the sandbox, whose memory is
@@ -87,13 +88,16 @@ def dump(criu: Criu, pid: int, images: Path, workdir: Path, externals: Externals
     """
     log = workdir / "dump.log"
     cmd = [criu.path, "dump", "--tree", str(pid), "--images-dir", str(images), "--work-dir", str(workdir),
-           "--log-file", log.name, f"--ext-unix-sk={externals.channel_inode}"]
+           "--log-file", log.name, f"--ext-unix-sk={externals.channel_inode}", *extra]
     start = time.perf_counter()
     # A session of its own: Ctrl-C reaches the orchestrator only, which ends the dump itself.
     result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, start_new_session=True)
     elapsed = (time.perf_counter() - start) * 1000
     if result.returncode != 0:
         reason = criu_errors(log) or result.stderr.strip() or f"exit code {result.returncode}"
+        if "Can't get 1:16 opt" in reason:  # SO_PASSCRED on a TCP socket: EOPNOTSUPP since Linux 6.16
+            raise DumpFailed(f"this CRIU cannot dump TCP sockets on Linux {os.uname().release} ({reason}); "
+                             "rebuild it with the fix in scripts/criu-patches/: sudo bash scripts/install-criu.sh")
         if "No space left on device" in reason or "ENOSPC" in reason:
             raise DumpFailed(f"no space left on the device of {images.parent} while writing the images")
         raise DumpFailed(reason)

@@ -44,7 +44,7 @@ class RestoreProcess:
     sandbox, and for a lazy restore a ``criu lazy-pages`` daemon serving its memory on demand."""
 
     def __init__(self, criu: Criu, images: Path, workdir: Path, inherit: list[tuple[int, str]],
-                 lazy: bool = False, timeout: float = 30.0) -> None:
+                 lazy: bool = False, timeout: float = 30.0, extra: list[str] | tuple[str, ...] = ()) -> None:
         """``inherit``: (our fd, CRIU's name of what it replaces: 'socket:[N]', 'pipe:[N]', a path
         without its leading slash)."""
         self.workdir = workdir
@@ -53,7 +53,7 @@ class RestoreProcess:
         self.process: subprocess.Popen[bytes] | None = None
         cmd = [_unshare(), "--pid", "--fork", "--mount-proc", "--kill-child",
                criu.path, "restore", "--images-dir", str(images), "--work-dir", str(workdir), "--log-file",
-               "restore.log"]
+               "restore.log", *extra]
         for fd, name in inherit:
             cmd += ["--inherit-fd", f"fd[{fd}]:{name}"]
         if lazy:

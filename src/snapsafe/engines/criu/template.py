@@ -26,6 +26,7 @@ from snapsafe.engines.base import Options, ProcessTemplate, SandboxError, Snapsh
 from snapsafe.engines.channel import Channel, ChannelClosed
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import DumpFailed, Externals, dump
+from snapsafe.engines.criu.netns import CRIU_TCP_OPTIONS, nsenter_prefix, socketpair_in_new_netns
 from snapsafe.engines.criu.snapshot import CriuSnapshot, private_tmpfs_dir
 from snapsafe.engines.manifest import write_snapshot_dir
 from snapsafe.engines.output import OutputPump
@@ -55,7 +56,13 @@ class CriuTemplate(ProcessTemplate):
         self.python = hello.python
 
     def _start_agent(self, target: str) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        prefix: list[str] = []
+        netns = -1
+        if self.options.runtime == "lambda":  # loopback TCP: a network namespace to dump (netns.py)
+            ours, theirs, netns = socketpair_in_new_netns()
+            prefix = nsenter_prefix(netns)
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         env = dict(os.environ)
         env.update(self.options.env)
@@ -63,9 +70,10 @@ class CriuTemplate(ProcessTemplate):
         self.channel_fd = theirs.fileno()  # the same number in the agent (pass_fds)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "snapsafe.agent", "--target", target, "--fd", str(self.channel_fd),
-                 "--mode", "sandbox"],
-                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(self.channel_fd,),
+                [*prefix, sys.executable, "-m", "snapsafe.agent", "--target", target, "--fd", str(self.channel_fd),
+                 "--mode", "sandbox", *self.options.agent_args()],
+                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                pass_fds=(self.channel_fd,) if netns < 0 else (self.channel_fd, netns),
                 start_new_session=True, env=env, cwd=self.options.cwd)
         except BaseException:
             os.close(out_r)
@@ -74,6 +82,8 @@ class CriuTemplate(ProcessTemplate):
         finally:
             theirs.close()
             os.close(out_w)
+            if netns >= 0:
+                os.close(netns)
         self.output = OutputPump(out_r, "template", self.options.output)
         self.channel = Channel(ours)
 
@@ -126,7 +136,8 @@ class CriuTemplate(ProcessTemplate):
         """Dump into ``images``; the manifest's ``engine_info``."""
         assert self.process is not None and self.ready is not None
         externals = Externals.of(self.process.pid, self.channel_fd, self.counter)
-        dump_ms = dump(self.criu, self.process.pid, images, self.workdir, externals)
+        tcp = self.options.runtime == "lambda"
+        dump_ms = dump(self.criu, self.process.pid, images, self.workdir, externals, CRIU_TCP_OPTIONS if tcp else ())
         self.process.wait()  # CRIU killed it after the dump
         pages = sum(f.stat().st_size for f in images.glob("pages-*.img"))
         return {
@@ -142,6 +153,7 @@ class CriuTemplate(ProcessTemplate):
             "watcher_fifos": list(externals.watcher_fifos),
             "memory_bytes": pages,
             "dump_ms": dump_ms,
+            "criu_options": list(CRIU_TCP_OPTIONS) if tcp else [],
         }
 
     def close(self) -> None:

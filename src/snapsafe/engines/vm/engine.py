@@ -162,7 +162,13 @@ class VmTemplate(Template):
         kernel = find_kernel()
         self.accel, self.accel_reason = qemu.choose_accel(options.accel)
         try:
-            self.image = images.build(target, options.cwd, options.env)
+            if options.runtime == "lambda":  # the image is built from the handler's module:function
+                module, _, function = target.rpartition(".")
+                self.image = images.build(f"{module.replace('/', '.')}:{function}", options.cwd, options.env,
+                                          ("--mode", "sandbox", "--vm-guest", *options.agent_args()),
+                                          lambda_handler=target)
+            else:
+                self.image = images.build(target, options.cwd, options.env)
         except images.TargetImportError as err:
             kind = "InitError" if err.kind == "init" else "ImportModuleError"
             raise InitError(f"{target}: {err}", error_type=f"Runtime.{kind}") from None

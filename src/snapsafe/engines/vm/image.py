@@ -64,6 +64,8 @@ _DISCOVER = r"""
 import json, os, sys
 target = sys.argv[1]
 import snapsafe.agent.main  # noqa: the agent's own imports
+for extra in sys.argv[2:]:  # e.g. --runtime lambda: the runtime client and what it imports
+    __import__(extra)
 from snapsafe.agent.target import TargetLoadError, load
 try:
     load(target)
@@ -96,12 +98,12 @@ class TargetImportError(Exception):
         self.kind = kind
 
 
-def discover(target: str, cwd: str | None, env: dict[str, str]) -> dict[str, str]:
+def discover(target: str, cwd: str | None, env: dict[str, str], extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Top-level module name -> host path (package dir or module file) of everything the agent and
     the target import. Raises :class:`TargetImportError` as the agent would report it."""
     full_env = dict(os.environ)
     full_env.update(env)
-    res = subprocess.run([sys.executable, "-c", _DISCOVER, target], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", _DISCOVER, target, *extra], capture_output=True, text=True,
                          cwd=cwd, env=full_env, timeout=600)
     lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -211,12 +213,20 @@ echo "{BOOT_MARKER}"
 """.encode()
 
 
-def collect(target: str, cwd: str | None, env: dict[str, str], agent_args: list[str]) -> tuple[FileSet, str]:
-    """Everything the guest needs for ``target``; returns (files, the target as the guest names it)."""
+#: --runtime lambda: what the function process imports besides the handler
+LAMBDA_MODULES = ("awslambdaric.__main__", "awslambdaric.bootstrap", "awslambdaric.lambda_runtime_hooks_runner",
+                  "snapshot_restore_py", "snapsafe.agent.lambda_runtime", "snapsafe.agent.lambda_bridge")
+
+
+def collect(target: str, cwd: str | None, env: dict[str, str], agent_args: list[str],
+            lambda_handler: str | None = None) -> tuple[FileSet, str]:
+    """Everything the guest needs for ``target``; returns (files, the target as the guest names it).
+    With ``lambda_handler`` (``--runtime lambda``), ``target`` is its ``module:function`` and the
+    guest runs AWS's runtime client on the handler."""
     from snapsafe.agent.target import is_file_target, split_target
 
     cwd = os.path.abspath(cwd or os.getcwd())
-    tops = discover(target, cwd, env)
+    tops = discover(target, cwd, env, LAMBDA_MODULES if lambda_handler else ())
     where, name = split_target(target)
     app_roots = [cwd]
     if is_file_target(where):
@@ -224,7 +234,7 @@ def collect(target: str, cwd: str | None, env: dict[str, str], agent_args: list[
         app_roots.insert(0, str(target_file.parent))
         guest_target = f"{GUEST_APP}/{target_file.name}:{name}"
     else:
-        guest_target = target
+        guest_target = lambda_handler or target
     stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
     files = FileSet()
     python = os.path.realpath(sys.executable)
@@ -373,9 +383,10 @@ def content_key(files: FileSet) -> str:
 
 
 def build(target: str, cwd: str | None = None, env: dict[str, str] | None = None,
-          agent_args: tuple[str, ...] = ("--mode", "sandbox", "--vm-guest")) -> Image:
+          agent_args: tuple[str, ...] = ("--mode", "sandbox", "--vm-guest"),
+          lambda_handler: str | None = None) -> Image:
     """The initramfs for ``target`` (from the cache when nothing changed)."""
-    files, guest_target = collect(target, cwd, env or {}, list(agent_args))
+    files, guest_target = collect(target, cwd, env or {}, list(agent_args), lambda_handler)
     key = content_key(files)
     cache = images_dir()
     out = cache / f"{key[:32]}.cpio"
