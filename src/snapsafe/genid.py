@@ -11,7 +11,7 @@ Semantics follow the SysGenId kernel proposal (v8, Documentation/misc-devices/sy
 Layout on disk (a tmpfs, so nothing reaches a disk):
 
 * ``<path>``: the counter page, exactly ``PAGE_SIZE`` bytes; any process may ``mmap`` it read-only;
-* ``<path>.watchers/``: one ``<pid>.<n>.state`` file (acked u32, tracked u32) and one
+* ``<path>.watchers/`` (made by the first watcher): one ``<pid>.<n>.state`` file (acked u32, tracked u32) and one
   ``<pid>.<n>.fifo`` per watcher; ``trigger`` writes a byte into every FIFO so that ``poll`` wakes;
 * ``<path>.watchers/lock``: ``flock`` serialising ``trigger`` against ``ack``.
 
@@ -126,8 +126,7 @@ def create_counter(initial: int = 0, directory: str | None = None, path: str | N
         os.pwrite(fd, _U32.pack(initial), 0)
     finally:
         os.close(fd)
-    os.mkdir(target + ".watchers", 0o755)
-    return target
+    return target  # the watcher directory is made by the first watcher (a clone rarely has one)
 
 
 def remove_counter(counter_path: str) -> None:
@@ -176,8 +175,6 @@ def _map(counter_path: str) -> None:
         mm = mmap.mmap(fd, PAGE_SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
         os.close(fd)
-    if not os.path.isdir(counter_path + ".watchers"):
-        os.makedirs(counter_path + ".watchers", 0o755, exist_ok=True)
     _mm, _path = mm, counter_path
     _page = memoryview(mm).cast("I")
     os.environ[ENV_VAR] = counter_path
@@ -311,6 +308,10 @@ def trigger(min_gen: int = 0) -> int:
         raise ValueError(f"min_gen must be a u32 (0..{_MAX_U32}), got {min_gen}")
     counter_path = path()
     watch_dir = counter_path + ".watchers"
+    if not os.path.isdir(watch_dir):  # no watcher was ever opened: nobody to wake
+        new = max(min_gen, (_page[0] + 1) & _MAX_U32)
+        _page[0] = new
+        return new
     with _locked(watch_dir):
         new = max(min_gen, (_page[0] + 1) & _MAX_U32)
         _page[0] = new
@@ -349,8 +350,11 @@ class Watcher:
         self._acked = generation()
         self._fd = self._open_fifo(self._dir)
         _watchers.add(self)
+        if generation() != self._acked:  # a trigger raced with this watcher's creation: wake it anyway
+            _poke(os.path.join(self._dir, self._name + ".fifo"))
 
     def _open_fifo(self, watch_dir: str) -> int:
+        os.makedirs(watch_dir, 0o755, exist_ok=True)
         base = os.path.join(watch_dir, self._name)
         os.mkfifo(base + ".fifo", 0o600)
         fd = os.open(base + ".fifo", os.O_RDONLY | os.O_NONBLOCK)

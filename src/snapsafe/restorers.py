@@ -137,9 +137,11 @@ def _restore_numpy(entropy: bytes) -> None:
         return
     legacy = getattr(getattr(np_random, "mtrand", None), "_rand", None)
     targets = [legacy] if legacy is not None else []
+    seen: set[int] = set()
     for rng in targets + _live_generators():
-        if _kept(rng):
+        if id(rng) in seen or _kept(rng):  # the legacy global is usually among the live ones too
             continue
+        seen.add(id(rng))
         if isinstance(rng, np_random.Generator):
             _reseed_bit_generator(rng.bit_generator, entropy)
         elif isinstance(rng, np_random.RandomState):
