@@ -279,11 +279,13 @@ class Agent:
         start = time.perf_counter()
         self.clone_id = event.clone_id
         try:
-            # Named after the inherited counter, so whoever removes the template's counters finds it.
-            counter = genid.create_counter(initial=snapsafe.generation(),
-                                           path=f"{genid.path()}-{event.clone_id}-{os.urandom(3).hex()}")
-            genid.rebind(counter)
-            self.counter = counter
+            counter = ""  # the engine owns a private counter; nothing for the orchestrator to remove
+            if not event.private_counter:
+                # Named after the inherited counter, so whoever removes the template's counters finds it.
+                counter = genid.create_counter(initial=snapsafe.generation(),
+                                               path=f"{genid.path()}-{event.clone_id}-{os.urandom(3).hex()}")
+                genid.rebind(counter)
+                self.counter = counter
             notes = self.restore_hook(event) if self.restore_hook else {}
             snapsafe.restore_uniqueness(event.generation, bytes.fromhex(event.entropy), event.disable)
             if self.runtime is not None and not self.runtime_step(self.runtime.restore, event):

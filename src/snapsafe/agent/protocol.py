@@ -116,6 +116,10 @@ class Restored(Event):
     entropy: str  # hex, 32 bytes from the host's RNG
     disable: list[str] = field(default_factory=list)
     version: int = PROTOCOL_VERSION
+    # True when the engine already gave the clone a SysGenId counter of its own at the inherited path
+    # (CRIU: --inherit-fd; a VM: its own tmpfs): bump it in place, so every process of the sandbox
+    # sees it. False (fork): the page is shared with the siblings; make and map a new one.
+    private_counter: bool = False
     host_time: float = 0.0  # the orchestrator's wall clock (s since the epoch); a VM guest sets its clock to it
 
 

@@ -270,6 +270,9 @@ class Snapshot(_Closing, abc.ABC):
 class Clone(_Closing, abc.ABC):
     """A restored sandbox. Invocations are accepted only after it reported ``unique``."""
 
+    #: the engine gives each clone a SysGenId counter of its own at the inherited path (see Restored)
+    private_counter = False
+
     def __init__(self, snapshot: Snapshot, clone_id: str, generation: int) -> None:
         self.snapshot = snapshot
         self.options = snapshot.options
@@ -300,7 +303,8 @@ class Clone(_Closing, abc.ABC):
         elif not entropy:
             entropy = os.urandom(32)
         return p.Restored(clone_id=self.id, generation=self.generation, entropy=entropy.hex(),
-                          disable=list(self.options.disable_restorers), host_time=time.time())
+                          disable=list(self.options.disable_restorers), host_time=time.time(),
+                          private_counter=self.private_counter)
 
     def make_unique(self, entropy: bytes | None = None) -> None:
         """Send ``restored`` and wait for ``unique`` (the orchestrator always sends it)."""

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 
 class CriuClone(Clone):
+    # The counter file at the dumped path is fresh per clone (--inherit-fd), but the watcher files
+    # beside it are shared by every clone on the host's filesystem: the agent makes and maps a new
+    # counter and moves its watchers there (as in a fork). Other processes of the clone keep the
+    # inherited page (see docs/criu.md).
+    private_counter = False
     snapshot: CriuSnapshot
 
     def __init__(self, snapshot: CriuSnapshot, clone_id: str, generation: int) -> None:

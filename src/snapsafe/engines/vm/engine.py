@@ -364,6 +364,7 @@ class VmSnapshot(Snapshot):
 
 
 class VmClone(Clone):
+    private_counter = True  # the guest's /dev/shm is the clone's own
     snapshot: VmSnapshot
 
     def __init__(self, snapshot: VmSnapshot, clone_id: str, generation: int) -> None:
