@@ -25,7 +25,7 @@ from pathlib import Path
 from snapsafe.engines.base import describe_returncode
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import criu_errors
-from snapsafe.engines.criu.spawn import spawn
+from snapsafe.engines.spawn import spawn
 
 
 class RestoreFailed(Exception):

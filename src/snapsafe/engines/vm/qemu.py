@@ -8,19 +8,15 @@ parent-death signal fires when the *thread* that forked exits, so forking from s
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import os
-import queue
 import re
 import shutil
-import signal
 import subprocess
-import threading
-from concurrent.futures import Future
 from pathlib import Path
 
+from snapsafe.engines.spawn import spawn  # noqa: F401 - re-exported: QEMU processes die with the orchestrator
 from snapsafe.errors import EnvironmentProblem
 
 QEMU = "qemu-system-x86_64"
@@ -121,39 +117,3 @@ def command_line(spec: MachineSpec, *, ram_fd: int, share: bool, qmp_fd: int, ct
     return argv
 
 
-# --- spawning ---------------------------------------------------------------------------------
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-_requests: queue.SimpleQueue = queue.SimpleQueue()
-_spawner: threading.Thread | None = None
-_spawner_lock = threading.Lock()
-
-
-def _die_with_parent(parent: int) -> None:  # runs in the child between fork and exec
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the orchestrator died before prctl took effect
-        os._exit(1)
-
-
-def _spawn_loop() -> None:
-    while True:
-        argv, kwargs, future = _requests.get()
-        if not future.set_running_or_notify_cancel():
-            continue
-        try:
-            preexec = functools.partial(_die_with_parent, os.getpid())
-            future.set_result(subprocess.Popen(argv, preexec_fn=preexec, **kwargs))
-        except BaseException as err:  # handed to the caller
-            future.set_exception(err)
-
-
-def spawn(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-    """``subprocess.Popen(argv, **kwargs)`` from the spawner thread, dying with this process."""
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None or not _spawner.is_alive():
-            _spawner = threading.Thread(target=_spawn_loop, name="snapsafe-qemu-spawner", daemon=True)
-            _spawner.start()
-    future: Future[subprocess.Popen[bytes]] = Future()
-    _requests.put((argv, kwargs, future))
-    return future.result()
