@@ -49,3 +49,15 @@ def test_bench_usage_errors():
     assert snapsafe("bench", "--engines", "warp").returncode == 2
     assert snapsafe("bench", "--workloads", "nope").returncode == 2
     assert snapsafe("bench", "--runs", "1").returncode == 2
+
+
+@pytest.mark.slow
+def test_unavailable_engine_is_skipped_with_its_reason(tmp_path):
+    out = tmp_path / "bench.json"
+    res = snapsafe("bench", "--quick", "--engines", "fork,criu", "--workloads", "hello", "--clones", "1",
+                   "--json", str(out), env={"SNAPSAFE_CRIU": "/nonexistent/criu"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(out.read_text())
+    assert "/nonexistent/criu" in report["skipped"]["criu"]
+    assert list(report["workloads"]["hello"]["engines"]) == ["fork"]
+    assert "skipped criu" in res.stdout
