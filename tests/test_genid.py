@@ -206,3 +206,26 @@ def test_rebind_keeps_watcher_fileno_and_moves_state(counter):
         finally:
             genid.rebind(counter)
             genid.remove_counter(other)
+
+
+def test_sweep_removes_counters_of_dead_creators_that_nobody_maps(tmp_path):
+    live_mapped = genid.create_counter(directory=str(tmp_path))  # ours: creator alive
+    orphan = tmp_path / "snapsafe-sysgenid-999999999-0badc0de"
+    orphan.write_bytes(b"\0" * genid.PAGE_SIZE)
+    (tmp_path / "snapsafe-sysgenid-999999999-0badc0de.watchers").mkdir()
+    orphan_clone = tmp_path / "snapsafe-sysgenid-999999999-0badc0de-clone-1-abcdef"
+    orphan_clone.write_bytes(b"\0" * genid.PAGE_SIZE)
+    mapped_orphan = tmp_path / "snapsafe-sysgenid-999999998-feedface"
+    mapped_orphan.write_bytes(b"\0" * genid.PAGE_SIZE)
+    import mmap
+
+    with open(mapped_orphan, "r+b") as f:
+        keep = mmap.mmap(f.fileno(), genid.PAGE_SIZE)
+    try:
+        removed = genid.sweep_stale_counters(str(tmp_path))
+        assert sorted(removed) == sorted([str(orphan), str(orphan_clone)])
+        assert not orphan.exists() and not (tmp_path / "snapsafe-sysgenid-999999999-0badc0de.watchers").exists()
+        assert mapped_orphan.exists(), "a counter some process still maps is kept"
+        assert os.path.exists(live_mapped), "a counter whose creator lives is kept"
+    finally:
+        keep.close()

@@ -150,6 +150,34 @@ def remove_counters(counter_path: str) -> None:
     remove_counter(counter_path)
 
 
+def sweep_stale_counters(directory: str | None = None) -> list[str]:
+    """Remove counter files left by processes killed before they could (SIGKILL): those whose
+    creator (the PID in the name) is gone and that no live process maps. Host-side housekeeping,
+    run once per orchestrator start; returns what was removed."""
+    import re
+
+    directory = directory or _tmpfs_dir()
+    pattern = re.compile(r"^snapsafe-sysgenid-(\d+)-[0-9a-f]+(-.*)?$")
+    candidates = []
+    for name in os.listdir(directory):
+        m = pattern.match(name)
+        if m and not name.endswith(".watchers") and not _pid_alive(int(m.group(1))):
+            candidates.append(os.path.join(directory, name))
+    if not candidates:
+        return []
+    mapped: set[str] = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/maps") as maps:
+                mapped.update(line.split(None, 5)[-1].strip() for line in maps if "snapsafe-sysgenid-" in line)
+        except OSError:
+            continue
+    stale = [c for c in candidates if c not in mapped and c + " (deleted)" not in mapped]
+    for counter in stale:
+        remove_counter(counter)
+    return stale
+
+
 def _open_checked(counter_path: str, flags: int) -> int:
     try:
         fd = os.open(counter_path, flags)

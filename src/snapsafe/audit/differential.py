@@ -2,7 +2,8 @@
 
 A value that differs between cold starts (so it is meant to be unique per process) but is identical
 in two or more clones is uniqueness lost to cloning. Values that are the same in every cold start
-are constants, never findings. Findings are grouped:
+are constants, never findings; so are low-entropy values (booleans, small numbers such as the
+milliseconds left, very short strings), which repeat by chance. Findings are grouped:
 
 - ``snapsafe-bug``: a built-in restorer covers the value, yet clones share it;
 - ``restorer-disabled``: the user switched the responsible restorer off;
@@ -76,6 +77,21 @@ def categorise(key: str, disabled: Iterable[str]) -> tuple[str, str]:
     return "user", "a value of the handler's response that every cold start makes anew"
 
 
+#: Numbers this small (counters, milliseconds left, HTTP statuses) repeat by chance between
+#: processes; a clone sharing one proves nothing, so they are not compared.
+LOW_ENTROPY_LIMIT = 2**20
+
+
+def low_entropy(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) < LOW_ENTROPY_LIMIT
+    if isinstance(value, float):
+        return value.is_integer() and abs(value) < LOW_ENTROPY_LIMIT
+    return isinstance(value, str) and len(value) < 4
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
@@ -88,6 +104,9 @@ def analyse(cold: list[dict[str, Any]], clones: list[tuple[str, dict[str, Any]]]
     constants = 0
     for key in keys:
         cold_values = [fp[key] for fp in cold if key in fp]
+        if any(low_entropy(v) for v in cold_values):
+            constants += 1  # too few possible values to tell cloning from chance
+            continue
         if len({_canonical(v) for v in cold_values}) < 2:
             constants += 1  # the same in every cold start (or seen once): a constant, not a finding
             continue

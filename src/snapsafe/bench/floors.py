@@ -98,6 +98,10 @@ def criu_raw_once(snapshot: Any, lazy: bool, workdir: Path) -> float:
     ours.close()
     theirs.close()
     genid.remove_counter(counter)
+    import glob  # the raw clone's agent made its own counter beside the dumped one: remove it too
+
+    for derived in glob.glob(glob.escape(ext.counter_path) + "-raw-*"):
+        genid.remove_counter(derived)
     return elapsed
 
 
