@@ -226,6 +226,31 @@ class ProcessTemplate(Template):
         tail = list(self.output.lines)[-5:]
         return ("; last output: " + " | ".join(tail)) if tail else ""
 
+    def _stop_process(self, say_shutdown: bool = True, kill: Any = None) -> None:
+        """Ask the agent to exit (``shutdown``, then EOF on its channel), wait up to 2 s, then kill
+        (``kill(process)``; default ``process.kill()``), and drain its output."""
+        import subprocess
+
+        channel = self.channel
+        if channel is not None:
+            if say_shutdown and channel.lock.acquire(timeout=1):
+                try:
+                    if channel.state != p.CLOSED:
+                        channel.send(p.Shutdown())
+                except (ChannelClosed, p.ProtocolError, OSError):
+                    pass
+                finally:
+                    channel.lock.release()
+            channel.close()  # EOF: the agent exits (a fork template kills its clones first)
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.process.wait(2)
+            except subprocess.TimeoutExpired:
+                (kill or (lambda proc: proc.kill()))(self.process)
+                self.process.wait()
+        if self.output is not None:
+            self.output.join()
+
 
 def describe_returncode(returncode: int | None) -> str:
     """'exited with code 3', 'killed by SIGKILL', ... for a subprocess-style return code."""

@@ -102,25 +102,7 @@ class ForkTemplate(ProcessTemplate):
     def close(self) -> None:
         if self._snapshot is not None:
             self._snapshot.close_clones()
-        channel = getattr(self, "channel", None)
-        if channel is not None:
-            if channel.lock.acquire(timeout=1):
-                try:
-                    if channel.state != p.CLOSED:
-                        channel.send(p.Shutdown())
-                except (ChannelClosed, p.ProtocolError, OSError):
-                    pass
-                finally:
-                    channel.lock.release()
-            channel.close()  # EOF makes the template kill its clones and exit
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.process.wait(2)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.output is not None:
-            self.output.join()
+        self._stop_process()
         genid.remove_counters(self.counter)
 
 

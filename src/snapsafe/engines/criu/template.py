@@ -23,7 +23,7 @@ from typing import Any
 from snapsafe import genid
 from snapsafe.agent import protocol as p
 from snapsafe.engines.base import Options, ProcessTemplate, SandboxError, SnapshotError
-from snapsafe.engines.channel import Channel, ChannelClosed
+from snapsafe.engines.channel import Channel
 from snapsafe.engines.criu.binary import Criu
 from snapsafe.engines.criu.dump import DumpFailed, Externals, dump
 from snapsafe.engines.criu.netns import CRIU_TCP_OPTIONS, nsenter_prefix, socketpair_in_new_netns
@@ -157,25 +157,8 @@ class CriuTemplate(ProcessTemplate):
         }
 
     def close(self) -> None:
-        channel = self.channel
-        if channel is not None and not self.dumped:
-            if channel.lock.acquire(timeout=1):
-                try:
-                    if channel.state != p.CLOSED:
-                        channel.send(p.Shutdown())
-                except (ChannelClosed, p.ProtocolError, OSError):
-                    pass
-                finally:
-                    channel.lock.release()
-        if channel is not None:
-            channel.close()  # EOF: the agent exits
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.process.wait(2)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self.output is not None:
-            self.output.join()
+        # A dumped template is gone already; otherwise it leads a session: kill its whole group.
+        self._stop_process(say_shutdown=not self.dumped,
+                           kill=lambda proc: os.killpg(proc.pid, signal.SIGKILL))
         genid.remove_counter(self.counter)
         shutil.rmtree(self.workdir, ignore_errors=True)
