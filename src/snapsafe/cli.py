@@ -39,10 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and engine details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:  # a command whose module is not there (yet) is simply not offered
-            continue
+        module = importlib.import_module(name)  # a broken command module must fail loudly, not vanish
         module.register(subparsers)
     return parser
 
